@@ -61,13 +61,18 @@ MAX_ROW_INDEX = (1 << 63) - 1  # bucket keys must have their top bit clear (sign
 
 _MAX_DV_SIZE = (1 << 31) - 1  # sizes are Java ints
 _READ_FROM_START_BELOW = 4096  # also read (and check) the version byte when the first DV is near it
+_COALESCE_GAP = 1 << 20  # DVs of one file closer than this are fetched in one ranged read
 _MAX_READ_THREADS = 8
 _PREFIX_RE = re.compile(r"[A-Za-z0-9]*")
 _STORAGE_TYPES = ("u", "i", "p")
 
-_Z85_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+_Z85_ALPHABET = (
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
 # Python's base64.b85* implements the same big-endian 4-byte/5-char scheme with the RFC 1924 alphabet.
-_B85_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
+_B85_ALPHABET = (
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
+)
 _Z85_TO_B85 = bytes.maketrans(_Z85_ALPHABET, _B85_ALPHABET)
 _B85_TO_Z85 = bytes.maketrans(_B85_ALPHABET, _Z85_ALPHABET)
 
@@ -90,7 +95,12 @@ def z85_encode(data: bytes) -> str:
 
 
 def z85_decode(text: str) -> bytes:
-    """Bytes of Z85 ``text`` (a multiple of 5 characters); ``ValueError`` if it is not valid Z85."""
+    """Bytes of Z85 ``text`` (a multiple of 5 characters); ``ValueError`` if it is not valid Z85.
+
+    Also accepts the padded tail block of the Rust ``z85`` crate, found in inline DVs written by
+    Rust engines: a last block starting with ``k`` ``'#'`` (no plain block can, as 84 * 85**4 >= 2**32)
+    holds ``4 - k`` bytes as a big-endian number in its remaining characters.
+    """
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
@@ -99,7 +109,18 @@ def z85_decode(text: str) -> bytes:
         raise ValueError(f"not Z85 (length {len(raw)} is not a multiple of 5): {text!r}")
     if raw.translate(None, _Z85_ALPHABET):
         raise ValueError(f"not Z85 (characters outside the Z85 alphabet): {text!r}")
-    return base64.b85decode(raw.translate(_Z85_TO_B85))
+    tail = b""
+    if raw and raw[-5] == ord("#"):
+        digits = raw[-5:].lstrip(b"#")
+        size = len(digits) - 1  # k '#' then 5 - k digits for 4 - k bytes
+        value = 0
+        for c in digits:
+            value = value * 85 + _Z85_ALPHABET.index(c)
+        if size < 1 or value >> (8 * size):
+            raise ValueError(f"not Z85 (invalid padded tail block {raw[-5:].decode()!r}): {text!r}")
+        tail = value.to_bytes(size, "big")
+        raw = raw[:-5]
+    return base64.b85decode(raw.translate(_Z85_TO_B85)) + tail
 
 
 # ----------------------------------------------------------------------------------- descriptor
@@ -167,11 +188,16 @@ class DeletionVectorDescriptor:
                 int(cardinality),
             )
         except (TypeError, ValueError) as e:
-            raise CorruptLogError(f"Deletion vector descriptor {dict(d)!r} is malformed: {e}") from None
+            raise CorruptLogError(
+                f"Deletion vector descriptor {dict(d)!r} is malformed: {e}"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol's JSON form; ``offset`` is omitted when ``None`` (inline DVs)."""
-        out: dict[str, Any] = {"storageType": self.storage_type, "pathOrInlineDv": self.path_or_inline_dv}
+        out: dict[str, Any] = {
+            "storageType": self.storage_type,
+            "pathOrInlineDv": self.path_or_inline_dv,
+        }
         if self.offset is not None:
             out["offset"] = self.offset
         out["sizeInBytes"] = self.size_in_bytes
@@ -241,7 +267,9 @@ def _encode(rows: Any) -> tuple[bytes, int]:
     bitmap.run_optimize()
     data = struct.pack("<I", PORTABLE_MAGIC) + bitmap.serialize()
     if len(data) > _MAX_DV_SIZE:
-        raise InvalidArgumentError(f"Deletion vector of {len(data)} bytes exceeds the 2 GiB format limit.")
+        raise InvalidArgumentError(
+            f"Deletion vector of {len(data)} bytes exceeds the 2 GiB format limit."
+        )
     return data, len(bitmap)
 
 
@@ -289,7 +317,9 @@ def decode_bitmap(data: bytes) -> np.ndarray:
     """
     data = bytes(data)
     if len(data) < 4:
-        raise CorruptLogError(f"Deletion vector data is {len(data)} bytes, too short for a magic number.")
+        raise CorruptLogError(
+            f"Deletion vector data is {len(data)} bytes, too short for a magic number."
+        )
     magic_le = int.from_bytes(data[:4], "little")
     try:
         if magic_le == PORTABLE_MAGIC:
@@ -327,8 +357,9 @@ def read_deletion_vector(storage: _ByteStorage, dv: DeletionVectorDescriptor) ->
 def read_deletion_vectors(
     storage: _ByteStorage, dvs: Sequence[DeletionVectorDescriptor]
 ) -> list[np.ndarray]:
-    """Row indexes of each descriptor, in order. Each DV file is fetched with one ranged read that
-    covers all its requested DVs; distinct files are fetched concurrently; each DV is decoded once."""
+    """Row indexes of each descriptor, in order. The DVs wanted from one file are fetched with one
+    ranged read per cluster of nearby DVs; distinct files are fetched concurrently; each distinct DV
+    is decoded once (duplicates share one read-only array)."""
     decoded: dict[str, np.ndarray] = {}
     by_file: dict[str, dict[str, DeletionVectorDescriptor]] = {}
     for dv in dvs:
@@ -355,46 +386,67 @@ def read_deletion_vectors(
 def _read_file(
     storage: _ByteStorage, path: str, dvs: list[DeletionVectorDescriptor]
 ) -> dict[str, np.ndarray]:
-    offsets = [1 if dv.offset is None else dv.offset for dv in dvs]
-    first = min(offsets)
-    start = 0 if first < _READ_FROM_START_BELOW else first
-    end = max(off + 4 + dv.size_in_bytes + 4 for off, dv in zip(offsets, dvs, strict=True))
+    """Decode ``dvs`` of one file, reading nearby DVs with one ranged read per cluster."""
+    located = sorted(
+        ((1 if dv.offset is None else dv.offset), dv) for dv in dvs), key=lambda t: t[0])
+    spans: list[list[tuple[int, DeletionVectorDescriptor]]] = []
+    span_end = -1
+    for off, dv in located:
+        if spans and off - span_end <= _COALESCE_GAP:
+            spans[-1].append((off, dv))
+        else:
+            spans.append([(off, dv)])
+        span_end = max(span_end, off + 8 + dv.size_in_bytes)
+    out: dict[str, np.ndarray] = {}
+    for span in spans:
+        first = span[0][0]
+        start = 0 if first < _READ_FROM_START_BELOW else first
+        end = max(off + 8 + dv.size_in_bytes for off, dv in span)
+        blob = _read_range(storage, path, start, end - start)
+        if start == 0 and blob and blob[0] != FILE_FORMAT_VERSION:
+            raise UnsupportedFeatureError(
+                f"Deletion vector file {path!r} has format version {blob[0]}; only version "
+                f"{FILE_FORMAT_VERSION} is supported. Upgrade lakehouse to read this table.",
+                feature="deletionVectors",
+            )
+        for off, dv in span:
+            out[dv.unique_id] = _checked(_parse_stored(blob, off - start, path, off, dv), dv)
+    return out
+
+
+def _read_range(storage: _ByteStorage, path: str, start: int, length: int) -> bytes:
     try:
-        blob = storage.read_range(path, start, end - start)
+        return storage.read_range(path, start, length)
     except FileNotFoundError:
         raise CorruptLogError(
             f"Deletion vector file {path!r} referenced by the table log does not exist; restore it "
             "from a backup (a VACUUM with too short a retention, or a partial copy, can cause this)."
         ) from None
-    if start == 0 and blob and blob[0] != FILE_FORMAT_VERSION:
-        raise UnsupportedFeatureError(
-            f"Deletion vector file {path!r} has format version {blob[0]}; only version "
-            f"{FILE_FORMAT_VERSION} is supported. Upgrade lakehouse to read this table.",
-            feature="deletionVectors",
+
+
+def _parse_stored(
+    blob: bytes, pos: int, path: str, off: int, dv: DeletionVectorDescriptor
+) -> np.ndarray:
+    """Check and decode the ``size | bitmap | crc`` record at ``pos`` of ``blob``."""
+    chunk = blob[pos : pos + 8 + dv.size_in_bytes]
+    if len(chunk) < 8 + dv.size_in_bytes:
+        raise CorruptLogError(
+            f"Deletion vector file {path!r} is truncated: DV at offset {off} needs "
+            f"{8 + dv.size_in_bytes} bytes, the file holds {len(chunk)} from there."
         )
-    out: dict[str, np.ndarray] = {}
-    for off, dv in zip(offsets, dvs, strict=True):
-        pos = off - start
-        chunk = blob[pos : pos + 4 + dv.size_in_bytes + 4]
-        if len(chunk) < 8 + dv.size_in_bytes:
-            raise CorruptLogError(
-                f"Deletion vector file {path!r} is truncated: DV at offset {off} needs "
-                f"{8 + dv.size_in_bytes} bytes, the file holds {len(chunk)} from there."
-            )
-        (size,) = struct.unpack_from(">I", chunk, 0)
-        if size != dv.size_in_bytes:
-            raise CorruptLogError(
-                f"Deletion vector at offset {off} of {path!r} is {size} bytes but the log says "
-                f"sizeInBytes {dv.size_in_bytes}."
-            )
-        data = chunk[4 : 4 + size]
-        (checksum,) = struct.unpack_from(">I", chunk, 4 + size)
-        if zlib.crc32(data) != checksum:
-            raise CorruptLogError(
-                f"Deletion vector at offset {off} of {path!r} fails its CRC-32 check; the file is corrupt."
-            )
-        out[dv.unique_id] = _checked(decode_bitmap(data), dv)
-    return out
+    (size,) = struct.unpack_from(">I", chunk, 0)
+    if size != dv.size_in_bytes:
+        raise CorruptLogError(
+            f"Deletion vector at offset {off} of {path!r} is {size} bytes but the log says "
+            f"sizeInBytes {dv.size_in_bytes}."
+        )
+    data = chunk[4 : 4 + size]
+    (checksum,) = struct.unpack_from(">I", chunk, 4 + size)
+    if zlib.crc32(data) != checksum:
+        raise CorruptLogError(
+            f"Deletion vector at offset {off} of {path!r} fails its CRC-32 check; the file is corrupt."
+        )
+    return decode_bitmap(data)
 
 
 # -------------------------------------------------------------------------------------- writing
@@ -416,7 +468,9 @@ def write_deletion_vectors(
     for rows in rows_per_file:
         data, cardinality = _encode(rows)
         parts += [struct.pack(">I", len(data)), data, struct.pack(">I", zlib.crc32(data))]
-        descriptors.append(DeletionVectorDescriptor("u", path_or_inline, position, len(data), cardinality))
+        descriptors.append(
+            DeletionVectorDescriptor("u", path_or_inline, position, len(data), cardinality)
+        )
         position += 8 + len(data)
     if not descriptors:
         return []

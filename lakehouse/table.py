@@ -1,0 +1,202 @@
+"""``Table``: the user's handle on one Delta table.
+
+A ``Table`` holds one immutable :class:`Snapshot` and an engine. Reads use that snapshot (a table
+opened with ``version=``/``timestamp=`` stays at it); write operations commit against the latest
+version and move the handle to the version they committed.
+
+Example:
+    >>> import lakehouse, pyarrow as pa
+    >>> t = lakehouse.write("memory://doc-table", pa.table({"id": [1, 2, 3]}))
+    >>> t.version, t.to_arrow(filter="id > 1").num_rows
+    (0, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakehouse.engine import Engine, get_engine
+from lakehouse.errors import InvalidArgumentError
+from lakehouse.io.storage import Storage
+from lakehouse.log.actions import Metadata, Protocol
+from lakehouse.log.snapshot import Snapshot
+from lakehouse.scan import Scan
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def _strip_delta_metadata(schema: pa.Schema) -> pa.Schema:
+    """Drop protocol-internal field metadata (column mapping ids, physical names...)."""
+
+    def strip(f: pa.Field) -> pa.Field:
+        t = f.type
+        if pa.types.is_struct(t):
+            t = pa.struct([strip(t.field(i)) for i in range(t.num_fields)])
+        elif pa.types.is_list(t):
+            t = pa.list_(strip(t.value_field))
+        elif pa.types.is_map(t):
+            t = pa.map_(strip(t.key_field), strip(t.item_field))
+        md = {k: v for k, v in (f.metadata or {}).items()
+              if not k.startswith((b"delta.columnMapping", b"PARQUET:field_id"))}
+        return pa.field(f.name, t, f.nullable, md or None)
+
+    return pa.schema([strip(f) for f in schema])
+
+
+class Table:
+    """A Delta table at one version, with the operations users run on it."""
+
+    def __init__(self, snapshot: Snapshot, engine: str | Engine | None = None,
+                 pinned: bool = False) -> None:
+        self._snapshot = snapshot
+        self._engine = get_engine(engine)
+        self._pinned = pinned
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        uri: str,
+        version: int | None = None,
+        timestamp: datetime | str | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        engine: str | Engine | None = None,
+    ) -> Table:
+        """Open the table at ``uri`` at its latest version, or at ``version`` / ``timestamp``.
+
+        Raises:
+            TableNotFoundError: nothing at ``uri`` is a Delta table.
+            VersionNotFoundError: the version/timestamp is outside the table's history.
+            UnsupportedFeatureError: the table needs a reader feature we do not support.
+        """
+        storage = Storage.for_uri(uri, storage_options)
+        snap = Snapshot.load(storage, version=version, timestamp=timestamp)
+        return cls(snap, engine, pinned=version is not None or timestamp is not None)
+
+    # --------------------------------------------------------------- properties
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def uri(self) -> str:
+        return self._snapshot.storage.root
+
+    @property
+    def storage(self) -> Storage:
+        return self._snapshot.storage
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def version(self) -> int:
+        return self._snapshot.version
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The table schema as Arrow, logical column names."""
+        return _strip_delta_metadata(self._snapshot.arrow_schema)
+
+    @property
+    def partition_columns(self) -> list[str]:
+        return self._snapshot.partition_columns
+
+    @property
+    def protocol(self) -> Protocol:
+        return self._snapshot.protocol
+
+    @property
+    def metadata(self) -> Metadata:
+        return self._snapshot.metadata
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._snapshot.configuration)
+
+    def __repr__(self) -> str:
+        return f"Table({self.uri!r}, version={self.version})"
+
+    # --------------------------------------------------------------------- reads
+    def files(self, filter: str | None = None) -> pa.Table:
+        """Active data files (one row per ``add``); with ``filter``, only files that may match."""
+        scan = Scan(self._snapshot)
+        if filter is not None:
+            scan = scan.filter(filter)
+        return scan.files()
+
+    def _scan(self, columns: Sequence[str] | None, filter: Any) -> tuple[Scan, list[str] | None]:
+        scan = Scan(self._snapshot)
+        if columns is not None:
+            scan = scan.select(list(columns))
+        read_cols: list[str] | None = None
+        if filter is not None:
+            if isinstance(filter, str):
+                scan = scan.filter(filter)
+                from lakehouse.expressions import referenced_columns
+
+                needed = referenced_columns(filter)
+            else:
+                from lakehouse.engine._polars.lazy import _to_ast
+
+                scan = scan.with_pruning(_to_ast(filter))
+                needed = set(filter.meta.root_names())
+            names = self._snapshot.arrow_schema.names
+            unknown = sorted(n for n in needed if n not in names)
+            if unknown:
+                raise InvalidArgumentError(
+                    f"filter references unknown column(s) {unknown}; the table has {names}"
+                )
+            if columns is not None:
+                read_cols = list(dict.fromkeys([*columns, *[n for n in names if n in needed]]))
+        return scan, read_cols
+
+    def to_arrow(self, columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
+        """Read rows as a pyarrow Table.
+
+        Args:
+            columns: logical column names to return (all when None).
+            filter: a SQL predicate string (``"id > 5 and day = '2024-01-01'"``) or a polars
+                expression; files that cannot match are skipped before reading.
+        """
+        scan, read_cols = self._scan(columns, filter)
+        table = scan.to_arrow(read_cols)
+        if filter is not None:
+            table = table.filter(self._engine.filter_mask(table, filter))
+            if columns is not None:
+                table = table.select(list(columns))
+        return table.cast(_strip_delta_metadata(table.schema))
+
+    def to_polars(self, columns: Sequence[str] | None = None, filter: Any = None) -> pl.DataFrame:
+        """Read rows as a polars DataFrame (same arguments as :meth:`to_arrow`)."""
+        import polars as pl
+
+        df = pl.from_arrow(self.to_arrow(columns, filter))
+        assert isinstance(df, pl.DataFrame)
+        return df
+
+    def to_pandas(self, columns: Sequence[str] | None = None, filter: Any = None) -> Any:
+        return self.to_arrow(columns, filter).to_pandas()
+
+    def scan(self) -> pl.LazyFrame:
+        """A lazy polars frame; projections and filters push down into file pruning."""
+        from lakehouse.engine._polars.lazy import lazy_frame
+
+        return lazy_frame(Scan(self._snapshot))
+
+    def count(self, filter: str | None = None) -> int:
+        if filter is None:
+            return self.to_arrow(columns=[]).num_rows
+        return self.to_arrow(filter=filter).num_rows
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits newest first: version, timestamp (ms), operation, parameters, metrics."""
+        from lakehouse.log.history import read_history
+
+        return read_history(self.storage, limit, up_to=self.version)

@@ -1,0 +1,1 @@
+"""Conformance suite: lakehouse's reader against real Delta tables written by other engines."""
