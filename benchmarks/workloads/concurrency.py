@@ -84,7 +84,7 @@ def _concurrent_appends(system: System, ctx: Context) -> None:
         samples = "; ".join(e for r in reports for e in r[2])
         raise RuntimeError(f"{failed} of {WRITERS * appends} appends failed: {samples}")
 
-    found = system.read(uri, columns=["id"]).column("id").to_pylist()
+    found = system.ids(uri).to_pylist()
     expected = set(range(rows))
     for writer, done, _errors, _failed in reports:
         for i in done:

@@ -23,7 +23,7 @@ def _commits(system: System, ctx: Context) -> None:
         for batch in batches[1:]:
             system.write(uri, batch, mode="append")
     ctx.per(count)
-    ctx.expect("rows", system.read(uri, columns=["id"]).num_rows, (count + 1) * rows)
+    ctx.expect("rows", len(system.ids(uri)), (count + 1) * rows)
 
 
 def _open_latest(system: System, ctx: Context) -> None:
@@ -54,7 +54,7 @@ def _vacuum(system: System, ctx: Context) -> None:
     uri = ctx.fixture_copy("overwritten")
     with ctx.timed():
         ctx.metrics.update(system.vacuum(uri))
-    ctx.expect("rows after vacuum", system.read(uri, columns=["id"]).num_rows, ctx.scale.rows)
+    ctx.expect("rows after vacuum", len(system.ids(uri)), ctx.scale.rows)
 
 
 CASES: tuple[Case, ...] = (

@@ -480,6 +480,11 @@ def _filesystem(kind: str, storage_options: Mapping[str, str]) -> fsspec.Abstrac
             f"The {kind} backend needs an optional dependency that is not installed ({e}). "
             f"Install it with: pip install 'lakehouse[{extra}]'"
         ) from e
+    except (ValueError, TypeError) as e:
+        raise InvalidArgumentError(
+            f"Cannot set up the {kind} backend from the given storage_options: {e}. "
+            "Check the credentials/endpoint options (delta-rs or fsspec names are accepted)."
+        ) from e
 
 
 # ------------------------------------------------------------------------------- storage options

@@ -388,7 +388,8 @@ def _read_file(
 ) -> dict[str, np.ndarray]:
     """Decode ``dvs`` of one file, reading nearby DVs with one ranged read per cluster."""
     located = sorted(
-        ((1 if dv.offset is None else dv.offset), dv) for dv in dvs), key=lambda t: t[0])
+        ((1 if dv.offset is None else dv.offset, dv) for dv in dvs), key=lambda t: t[0]
+    )
     spans: list[list[tuple[int, DeletionVectorDescriptor]]] = []
     span_end = -1
     for off, dv in located:

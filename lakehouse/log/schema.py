@@ -53,6 +53,7 @@ _ARROW_PRIMITIVES: dict[str, pa.DataType] = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "timestamp_ntz": pa.timestamp("us"),
+    "void": pa.null(),
 }
 _DECIMAL_RE = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(-?\d+)\s*\)$")
 # Table feature named when refusing a type we can parse but not read/write.
@@ -198,7 +199,7 @@ class StructField:
 @dataclass(frozen=True, slots=True)
 class StructType:
     fields: tuple[StructField, ...] = ()
-    _index: dict[str, int] = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields = tuple(self.fields)
@@ -389,11 +390,7 @@ def _arrow_type(t: DeltaType, physical: bool, path: str) -> pa.DataType:
 # ----------------------------------------------------------------------------------------------
 
 
-@overload
-def from_arrow(schema_or_type: pa.Schema) -> StructType: ...
-@overload
-def from_arrow(schema_or_type: pa.DataType) -> DeltaType: ...
-def from_arrow(schema_or_type: pa.Schema | pa.DataType) -> DeltaType:
+def from_arrow(schema_or_type: pa.Schema | pa.DataType) -> Any:
     """Delta type for an Arrow type (``StructType`` for a ``pa.Schema``), normalising Arrow's
     variants onto Delta's types. Raises SchemaMismatchError for types Delta cannot store."""
     if isinstance(schema_or_type, pa.Schema):
@@ -639,9 +636,9 @@ def arrow_read_schema(schema: StructType, physical: bool) -> pa.Schema:
     Like :func:`to_arrow`, but ``void`` columns (legacy Spark, undefined by the protocol) are
     dropped as the protocol recommends. Pass it to :func:`conform_to_schema`.
     """
-    dropped = _drop_void(schema)
-    assert isinstance(dropped, StructType)
-    return to_arrow(dropped, physical=physical)
+    # ``void`` (legacy Spark) columns read as all-null columns of Arrow's null type, as
+    # deltalake returns them; files never contain them, so conform_to_schema fills nulls.
+    return to_arrow(schema, physical=physical)
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:

@@ -97,9 +97,9 @@ class Snapshot:
     @cached_property
     def arrow_schema(self) -> pa.Schema:
         """The table schema as Arrow, with logical column names."""
-        from lakehouse.log.schema import to_arrow
+        from lakehouse.log.schema import arrow_read_schema
 
-        return to_arrow(self.schema)
+        return arrow_read_schema(self.schema, physical=False)
 
     @property
     def partition_columns(self) -> list[str]:

@@ -64,6 +64,10 @@ def read_file(storage: Storage, task: FileTask, spec: ReadSpec) -> pa.Table:
         ) from e
 
     if len(spec.data_physical):
+        if data.num_columns == 0:  # none of the wanted columns exist in this (older) file
+            data = pa.table({"__rows": pa.nulls(num_rows)}).drop_columns(["__rows"])
+            data = pa.Table.from_arrays(
+                [pa.nulls(num_rows, f.type) for f in spec.data_physical], schema=spec.data_physical)
         data = conform_to_schema(data, spec.data_physical, match_by="id" if spec.match_by_id else "name")
         if spec.needs_rename:
             from lakehouse.log.schema import rename_table_to_logical

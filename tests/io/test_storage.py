@@ -170,7 +170,9 @@ def test_put_if_absent_process_race_local(tmp_path: Path) -> None:
 
     root = str(tmp_path / "table")
     keys = [f"_delta_log/{v:020d}.json" for v in range(5)]
-    ctx = multiprocessing.get_context("spawn")
+    # fork: a spawned child re-imports lakehouse (seconds each); the children only touch local files.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
     barrier = ctx.Barrier(8)
     procs = [ctx.Process(target=race, args=(root, keys, w, barrier)) for w in range(8)]
     for p in procs:
@@ -273,9 +275,8 @@ def test_unknown_scheme_is_a_clear_error() -> None:
 
 
 def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fsspec.registry
-
-    monkeypatch.delitem(fsspec.registry._registry, "s3", raising=False)
+    registry_module = sys.modules["fsspec.registry"]  # `fsspec.registry` is the read-only view
+    monkeypatch.delitem(registry_module._registry, "s3", raising=False)
     monkeypatch.setitem(sys.modules, "s3fs", None)  # makes `import s3fs` fail
     with pytest.raises(InvalidArgumentError, match=r"pip install 'lakehouse\[s3\]'"):
         Storage.for_uri("s3://bucket/t", {"AWS_REGION": "us-east-1", "x-test": "missing-extra"})
