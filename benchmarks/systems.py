@@ -187,7 +187,12 @@ class Lakehouse(System):
         return plain_metrics(self._open(uri).delete(where=where))
 
     def vacuum(self, uri: str) -> dict[str, Scalar]:
-        return plain_metrics(self._open(uri).vacuum(retention_hours=0, enforce_retention=False))
+        result = self._open(uri).vacuum(retention_hours=0, enforce_retention=False)
+        metrics = plain_metrics(result)
+        files = getattr(result, "files", None)
+        if files is not None:
+            metrics["files_deleted"] = len(files)
+        return metrics
 
     def open(self, uri: str, version: int | None = None) -> dict[str, Scalar]:
         table = self._open(uri, version)

@@ -17,6 +17,7 @@ from lakehouse.errors import (
     TableNotFoundError,
     UnsupportedFeatureError,
 )
+from lakehouse.ops.write import write
 from lakehouse.table import Table
 
 __version__ = "0.1.0"
@@ -30,4 +31,5 @@ __all__ = [
     "TableNotFoundError",
     "UnsupportedFeatureError",
     "__version__",
+    "write",
 ]

@@ -200,3 +200,61 @@ class Table:
         from lakehouse.log.history import read_history
 
         return read_history(self.storage, limit, up_to=self.version)
+
+    # -------------------------------------------------------------------- writes
+    def _latest_for_write(self) -> Snapshot:
+        """Writes commit against the latest version; a time-travelled handle cannot write."""
+        if self._pinned:
+            raise InvalidArgumentError(
+                f"this Table was opened at version {self.version} (time travel) and is read-only; "
+                "open it without version=/timestamp= to write, or use restore()"
+            )
+        return Snapshot.load(self.storage)
+
+    def _advance(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def refresh(self) -> Table:
+        """Move this handle to the latest version (no-op for a time-travelled handle)."""
+        if not self._pinned:
+            self._snapshot = Snapshot.load(self.storage)
+        return self
+
+    @classmethod
+    def create(cls, uri: str, schema: Any, partition_by: Sequence[str] | None = None,
+               properties: Mapping[str, str] | None = None, name: str | None = None,
+               description: str | None = None, storage_options: Mapping[str, str] | None = None,
+               mode: str = "error", engine: str | Engine | None = None) -> Table:
+        """Create an empty table at ``uri`` (version 0) with ``schema`` (pyarrow.Schema).
+
+        Example:
+            >>> import pyarrow as pa
+            >>> t = Table.create("memory://doc-create", pa.schema([("id", pa.int64())]))
+            >>> t.version, t.to_arrow().num_rows
+            (0, 0)
+        """
+        from lakehouse.ops.write import create
+
+        return create(uri, schema, partition_by=partition_by, properties=properties, name=name,
+                      description=description, storage_options=storage_options,
+                      mode=mode, engine=engine)  # type: ignore[arg-type]
+
+    def append(self, data: Any, **kwargs: Any) -> Table:
+        """Append ``data`` (see :func:`lakehouse.write` for keyword arguments); returns self."""
+        from lakehouse.ops.write import write
+
+        self._latest_for_write()
+        t = write(self.uri, data, mode="append", storage_options=self.storage.storage_options,
+                  engine=self._engine, **kwargs)
+        self._advance(t.snapshot)
+        return self
+
+    def overwrite(self, data: Any, where: str | None = None, **kwargs: Any) -> Table:
+        """Replace all rows (or those matching ``where``) with ``data``; returns self."""
+        from lakehouse.ops.write import write
+
+        self._latest_for_write()
+        t = write(self.uri, data, mode="overwrite", where=where,
+                  storage_options=self.storage.storage_options, engine=self._engine, **kwargs)
+        self._advance(t.snapshot)
+        return self

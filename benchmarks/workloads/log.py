@@ -72,6 +72,6 @@ CASES: tuple[Case, ...] = (
         _vacuum,
         TABLE,
         ("overwritten",),
-        details=("files_deleted", "num_deleted_files", "files_deleted_count"),
+        details=("files_deleted",),
     ),
 )

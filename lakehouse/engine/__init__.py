@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 
-
 from lakehouse.engine.base import Engine
 from lakehouse.errors import InvalidArgumentError
 

@@ -57,6 +57,7 @@ __all__ = ["WriterOptions", "WrittenFile", "read_data_file", "write_data_files"]
 _ROW_GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered per file before a row group is written
 _MAX_BUFFERED_BYTES = 256 * 1024 * 1024  # across all open files
 _MAX_OPEN_FILES = 256  # beyond this the least recently used partition's file is closed
+_CLOSE_FRACTION = 0.9  # a file is done once its written bytes reach this share of the target
 _INITIAL_RATIO = 1.0  # Parquet bytes per Arrow byte until measured (errs towards smaller files)
 # File-name extension per codec, as Spark names them.
 _CODEC_EXT = {
@@ -390,7 +391,10 @@ class _Writer:
             ):
                 self._flush(f)
             if f.estimated_size(self.ratio) >= target:
-                self._close(key)
+                # Measure instead of trusting the estimate (the ratio may still be a guess).
+                self._flush(f)
+                if f.sink.tell() >= target * _CLOSE_FRACTION:
+                    self._close(key)
 
     # -- files ---------------------------------------------------------------------------------
     def _file_for(self, key: tuple[str | None, ...]) -> _OpenFile:

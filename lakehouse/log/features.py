@@ -7,6 +7,8 @@ feature it does not understand returns wrong rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from lakehouse.errors import UnsupportedFeatureError
 from lakehouse.log.actions import Protocol
 
@@ -87,3 +89,67 @@ def reader_feature_enabled(protocol: Protocol, feature: str, min_legacy_reader: 
     if protocol.min_reader_version >= 3:
         return protocol.has_reader_feature(feature)
     return min_legacy_reader is not None and protocol.min_reader_version >= min_legacy_reader
+
+
+# Features a table gets from its schema/configuration, and the legacy versions implying them.
+_LEGACY_WRITER = {"appendOnly": 2, "invariants": 2, "checkConstraints": 3, "generatedColumns": 4,
+                  "changeDataFeed": 4, "columnMapping": 5}
+_READER_FEATURES_NEEDED = {"columnMapping", "deletionVectors", "timestampNtz", "v2Checkpoint",
+                           "typeWidening", "vacuumProtocolCheck"}
+
+
+def _true(config: Mapping[str, str], key: str) -> bool:
+    return str(config.get(key, "false")).lower() == "true"
+
+
+def required_features(schema_json: str, configuration: Mapping[str, str]) -> set[str]:
+    """Table features implied by a schema and table properties (what a new table needs)."""
+    feats: set[str] = set()
+    if _true(configuration, "delta.appendOnly"):
+        feats.add("appendOnly")
+    if any(k.startswith("delta.constraints.") for k in configuration):
+        feats.add("checkConstraints")
+    if '"delta.generationExpression"' in schema_json:
+        feats.add("generatedColumns")
+    if '"delta.invariants"' in schema_json:
+        feats.add("invariants")
+    if _true(configuration, "delta.enableChangeDataFeed"):
+        feats.add("changeDataFeed")
+    if configuration.get("delta.columnMapping.mode", "none") in ("name", "id"):
+        feats.add("columnMapping")
+    if _true(configuration, "delta.enableDeletionVectors"):
+        feats.add("deletionVectors")
+    if _true(configuration, "delta.enableInCommitTimestamps"):
+        feats.add("inCommitTimestamp")
+    if '"timestamp_ntz"' in schema_json:
+        feats.add("timestampNtz")
+    return feats
+
+
+def protocol_for(schema_json: str, configuration: Mapping[str, str],
+                 current: Protocol | None = None) -> Protocol:
+    """The lowest protocol supporting what the table uses (never lower than ``current``).
+
+    Legacy versions (reader 1-2, writer 2-5) when every feature has one; otherwise table
+    features (reader 3 only if a reader feature is needed, writer 7) listing all features,
+    including those the legacy versions of ``current`` implied.
+    """
+    feats = required_features(schema_json, configuration)
+    cur = current or Protocol(1, 2)
+    legacy_ok = all(f in _LEGACY_WRITER for f in feats) and cur.min_writer_version < 7 \
+        and cur.min_reader_version < 3
+    if legacy_ok:
+        writer = max([cur.min_writer_version, 2, *(_LEGACY_WRITER[f] for f in feats)])
+        reader = max(cur.min_reader_version, 2 if "columnMapping" in feats else 1)
+        return Protocol(reader, writer)
+    # table features: carry over what the current legacy versions implied
+    implied = {f for f, v in _LEGACY_WRITER.items() if cur.min_writer_version >= v
+               and cur.min_writer_version < 7 and f != "columnMapping"}
+    if cur.min_reader_version == 2:
+        implied.add("columnMapping")
+    writer_feats = set(cur.writer_features or ()) | feats | implied
+    reader_feats = set(cur.reader_features or ()) | {f for f in writer_feats
+                                                      if f in _READER_FEATURES_NEEDED}
+    if reader_feats:
+        return Protocol(3, 7, frozenset(reader_feats), frozenset(writer_feats))
+    return Protocol(max(cur.min_reader_version, 1), 7, None, frozenset(writer_feats))

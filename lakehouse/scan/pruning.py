@@ -18,7 +18,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.expressions import And, Compare, Expr, In, IsNull, Literal, Not, Opaque, Or, columns_of
+from lakehouse.expressions import (
+    And,
+    Compare,
+    Expr,
+    In,
+    IsNull,
+    Literal,
+    Not,
+    Opaque,
+    Or,
+    columns_of,
+)
 from lakehouse.scan.stats import FileStats
 
 _CMP: dict[str, Callable[..., Any]] = {

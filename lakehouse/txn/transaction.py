@@ -315,7 +315,7 @@ class Transaction:
             log.debug("commit attempt %d lost version %s; rebased to %d", attempt,
                       outcome.version, version)
             if attempt < self.max_attempts:
-                self._backoff(attempt)
+                self._backoff(attempt, progressed=bool(winners))
         raise MaxCommitAttemptsError(
             f"gave up committing to {self.storage.root} after {self.max_attempts} attempts: "
             "other writers kept committing first. Retry later, or raise max_attempts.",
@@ -439,8 +439,17 @@ class Transaction:
         return [WinningCommit.from_bytes(f.version, b, self.storage.root, f.modification_time)
                 for f, b in zip(run, blobs, strict=True)]
 
-    def _backoff(self, attempt: int) -> None:
-        cap = min(self.backoff_max_ms, self.backoff_base_ms * (2 ** (attempt - 1)))
+    def _backoff(self, attempt: int, *, progressed: bool) -> None:
+        """Jittered pause before the next attempt.
+
+        After a successful rebase the pause stays short (up to ``backoff_base_ms``): growing it
+        would hand the next version to writers that started later and starve this one. Only when
+        the winning commit could not be seen yet (listing lag) does it grow exponentially.
+        """
+        if progressed:
+            cap = self.backoff_base_ms / attempt
+        else:
+            cap = min(self.backoff_max_ms, self.backoff_base_ms * (2 ** (attempt - 1)))
         time.sleep(random.uniform(0, cap) / 1000.0)
 
     def _finish(self, version: int, attempts: int, timestamp: int, ict: int | None,

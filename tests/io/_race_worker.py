@@ -10,6 +10,10 @@ from lakehouse.io import Storage
 ERROR = 4
 
 
+def payload(writer: int, key: str) -> bytes:
+    return f"writer-{writer}-{key}|".encode() * 2048
+
+
 def race(root: str, keys: list[str], writer: int, barrier: Any) -> None:
     """Try to create every key; record each key won as an empty marker file ``winners/<key>.<writer>``."""
     storage = Storage.for_uri(root)
@@ -17,7 +21,7 @@ def race(root: str, keys: list[str], writer: int, barrier: Any) -> None:
     won = []
     for key in keys:
         try:
-            storage.put_if_absent(key, f"writer-{writer}-{key}".encode() * 64)
+            storage.put_if_absent(key, payload(writer, key))
             won.append(key)
         except FileExistsError:
             pass

@@ -36,6 +36,10 @@ def cloud_storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
     yield Storage.for_uri(f"{prefix}/ambiguous-{time.time_ns()}", options)
 
 
+def _payload(writer: int, key: str) -> bytes:
+    return f"writer-{writer}-{key}|".encode() * 2048
+
+
 def _paths(infos: list[FileInfo]) -> list[str]:
     return [f.path for f in infos]
 
@@ -141,7 +145,9 @@ def test_put_if_absent_second_create_fails(storage: Storage) -> None:
 
 def test_put_if_absent_thread_race_has_one_winner(storage: Storage) -> None:
     writers = 16
-    keys = [f"_delta_log/{v:020d}.json" for v in range(3)]
+    # Many keys and 64 KiB payloads on local/memory so a check-then-write implementation loses.
+    n_keys = 20 if storage.kind in ("local", "memory") else 4
+    keys = [f"_delta_log/{v:020d}.json" for v in range(n_keys)]
     barrier = threading.Barrier(writers)
 
     def attempt(writer: int) -> list[str]:
@@ -149,7 +155,7 @@ def test_put_if_absent_thread_race_has_one_winner(storage: Storage) -> None:
         won = []
         for key in keys:
             try:
-                storage.put_if_absent(key, f"writer-{writer}-{key}".encode() * 50)
+                storage.put_if_absent(key, _payload(writer, key))
                 won.append(key)
             except FileExistsError:
                 pass
@@ -160,16 +166,16 @@ def test_put_if_absent_thread_race_has_one_winner(storage: Storage) -> None:
     for key in keys:
         winners = [w for w, won in enumerate(results) if key in won]
         assert len(winners) == 1, f"{key}: winners {winners}"
-        assert storage.read_bytes(key) == f"writer-{winners[0]}-{key}".encode() * 50
+        assert storage.read_bytes(key) == _payload(winners[0], key)
     assert _paths(storage.list_dir("_delta_log")) == keys
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs os.link semantics of POSIX")
 def test_put_if_absent_process_race_local(tmp_path: Path) -> None:
-    from tests.io._race_worker import race
+    from tests.io._race_worker import payload, race
 
     root = str(tmp_path / "table")
-    keys = [f"_delta_log/{v:020d}.json" for v in range(5)]
+    keys = [f"_delta_log/{v:020d}.json" for v in range(20)]
     # fork: a spawned child re-imports lakehouse (seconds each); the children only touch local files.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
@@ -186,7 +192,7 @@ def test_put_if_absent_process_race_local(tmp_path: Path) -> None:
         marker = key.replace("/", "_")
         winners = [m.rsplit(".", 1)[1] for m in markers if m.startswith(f"winners/{marker}.")]
         assert len(winners) == 1, f"{key}: winners {winners}"
-        assert storage.read_bytes(key) == f"writer-{winners[0]}-{key}".encode() * 64
+        assert storage.read_bytes(key) == payload(int(winners[0]), key)
     assert _paths(storage.list_dir("_delta_log")) == keys  # no temp files left
 
 
@@ -262,7 +268,7 @@ def test_uri_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         Storage.for_uri("abfs://cont/t", {"account_name": "a", "anon": "true"}).root
         == "az://cont/t"
     )
-    assert Storage.for_uri("gcs://b/t").root == "gs://b/t"
+    assert Storage.for_uri("gcs://b/t", {"token": "anon"}).root == "gs://b/t"
     with pytest.raises(InvalidArgumentError, match="different storage backend"):
         s3.to_fs_path("gs://b/t/x")
 

@@ -1,0 +1,1 @@
+"""Table operations that produce commits: write (create/append/overwrite), alter, rewrite."""
