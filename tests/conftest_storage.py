@@ -297,6 +297,7 @@ def _start_s3() -> _Emulator:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
         "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",  # lets deltalake (test oracle) write; we ignore it
     }
     emu = _Emulator("s3", proc, f"s3://{BUCKET}", options, log)
     try:

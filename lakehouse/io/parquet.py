@@ -44,6 +44,8 @@ from lakehouse.io.stats import StatsCollector, parse_column_path
 from lakehouse.io.storage import Storage
 from lakehouse.log.partitions import partition_path, serialize_partition_column
 from lakehouse.log.schema import (
+    DecimalType,
+    PrimitiveType,
     StructField,
     StructType,
     conform_to_schema,
@@ -226,6 +228,11 @@ class _Plan:
                 )
             if f in parts:
                 raise InvalidArgumentError(f"partition column {name!r} is listed twice")
+            if not isinstance(f.type, PrimitiveType | DecimalType):
+                raise InvalidArgumentError(
+                    f"partition column {name!r} is not of a primitive type; partition by a "
+                    "string, number, date, timestamp or boolean column instead"
+                )
             parts.append(f)
         data_fields = tuple(f for f in schema.fields if f not in parts)
         if not data_fields:
@@ -258,7 +265,7 @@ def _batches(
         yield data
     elif isinstance(data, pa.RecordBatchReader):
         yield from data
-    elif hasattr(data, "__arrow_c_stream__") and not isinstance(data, Iterable):
+    elif hasattr(data, "__arrow_c_stream__"):  # polars, duckdb, any Arrow PyCapsule stream
         yield from pa.RecordBatchReader.from_stream(data)
     else:
         for item in data:
@@ -353,14 +360,19 @@ class _Writer:
     def _append_partitioned(self, table: pa.Table) -> None:
         plan = self.plan
         names = [f.name for f in plan.partition_fields]
-        keys = table.select(names)
-        starts = _runs(keys)
-        if len(starts) > 1:  # several partitions: group rows by sorting on the keys
-            order = pc.sort_indices(keys, sort_keys=[(n, "ascending") for n in names])
+        # Group on dictionary codes: integer sorts and compares are far cheaper than strings'.
+        codes = pa.table(
+            {
+                str(i): table.column(n).combine_chunks().dictionary_encode().indices
+                for i, n in enumerate(names)
+            }
+        )
+        starts = _runs(codes)
+        if len(starts) > 1:  # several partitions (or runs): bring each partition's rows together
+            order = pc.sort_indices(codes, sort_keys=[(c, "ascending") for c in codes.column_names])
             table = table.take(order)
-            keys = table.select(names)
-            starts = _runs(keys)
-        first_rows = keys.take(starts)
+            starts = _runs(codes.take(order))
+        first_rows = table.select(names).take(starts)
         serialized = [
             serialize_partition_column(first_rows.column(i), f.type)
             for i, f in enumerate(plan.partition_fields)
@@ -542,7 +554,11 @@ def read_data_file(storage: Storage, path: str, columns: Sequence[str] | None = 
     fs_path = to_fs(path)
     try:
         with fs.open_input_file(fs_path) as source:
-            pf = pq.ParquetFile(source, coerce_int96_timestamp_unit="us")
+            pf = pq.ParquetFile(
+                source,
+                coerce_int96_timestamp_unit="us",
+                pre_buffer=storage.kind != "local",  # coalesce ranged reads on object stores
+            )
             if columns is not None:
                 present = set(pf.schema_arrow.names)
                 columns = [c for c in columns if c in present]

@@ -17,6 +17,8 @@ MAX_WRITER_VERSION = 7
 
 #: Reader features whose semantics the reader implements.
 READER_FEATURES = frozenset({
+    "variantType",
+    "variantType-preview",
     "columnMapping",
     "deletionVectors",
     "timestampNtz",

@@ -54,6 +54,9 @@ _ARROW_PRIMITIVES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "timestamp_ntz": pa.timestamp("us"),
     "void": pa.null(),
+    # unshredded variant: the binary encoding as stored in Parquet (what deltalake returns too)
+    "variant": pa.struct([pa.field("metadata", pa.binary(), nullable=False),
+                          pa.field("value", pa.binary(), nullable=False)]),
 }
 _DECIMAL_RE = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(-?\d+)\s*\)$")
 # Table feature named when refusing a type we can parse but not read/write.

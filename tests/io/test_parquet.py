@@ -31,7 +31,7 @@ from lakehouse.log.schema import (
     to_arrow,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SPECIAL = ["a/b", "x y", "c:d=e%f", "ümlaut", "q#?*[]{}^", "", None]
 
 
@@ -45,9 +45,7 @@ def _all_types_table(n: int = 14) -> pa.Table:
     return pa.table(
         {
             "p": pa.array([SPECIAL[i % len(SPECIAL)] for i in rng], pa.string()),
-            "day": pa.array(
-                nullify([dt.date(2024, 1, 1 + i % 2) for i in rng], 4), pa.date32()
-            ),
+            "day": pa.array(nullify([dt.date(2024, 1, 1 + i % 2) for i in rng], 4), pa.date32()),
             "i8": pa.array(nullify([i - 7 for i in rng]), pa.int8()),
             "i16": pa.array(nullify([i * 300 for i in rng]), pa.int16()),
             "i32": pa.array(nullify([i * 70000 for i in rng]), pa.int32()),
@@ -58,7 +56,9 @@ def _all_types_table(n: int = 14) -> pa.Table:
             "s": pa.array(nullify([f"s{i:03d}" for i in rng]), pa.string()),
             "bin": pa.array(nullify([bytes([i]) * 3 for i in rng]), pa.binary()),
             "b": pa.array(nullify([i % 2 == 0 for i in rng]), pa.bool_()),
-            "d": pa.array(nullify([dt.date(2020, 1, 1) + dt.timedelta(i) for i in rng]), pa.date32()),
+            "d": pa.array(
+                nullify([dt.date(2020, 1, 1) + dt.timedelta(i) for i in rng]), pa.date32()
+            ),
             "ts": pa.array(
                 nullify([dt.datetime(2024, 1, 1, tzinfo=UTC) + dt.timedelta(hours=i) for i in rng]),
                 pa.timestamp("us", tz="UTC"),
@@ -72,9 +72,7 @@ def _all_types_table(n: int = 14) -> pa.Table:
                 pa.struct([("x", pa.int32()), ("y", pa.string())]),
             ),
             "lst": pa.array(nullify([[i, None, i + 1] for i in rng]), pa.list_(pa.int64())),
-            "m": pa.array(
-                nullify([[("k", i)] for i in rng]), pa.map_(pa.string(), pa.int32())
-            ),
+            "m": pa.array(nullify([[("k", i)] for i in rng]), pa.map_(pa.string(), pa.int32())),
             "id": pa.array(list(rng), pa.int64()),
         }
     )
@@ -260,7 +258,11 @@ def test_stats_exact_values() -> None:
                 pa.timestamp("us", tz="UTC"),
             ),
             "ntz": pa.array(
-                [dt.datetime(2020, 5, 5, 1, 2, 3, 4000), dt.datetime(2020, 5, 5, 1, 2, 3, 4001), None],
+                [
+                    dt.datetime(2020, 5, 5, 1, 2, 3, 4000),
+                    dt.datetime(2020, 5, 5, 1, 2, 3, 4001),
+                    None,
+                ],
                 pa.timestamp("us"),
             ),
             "st": pa.array(
@@ -367,7 +369,10 @@ def test_writer_options_from_configuration() -> None:
         compression="zstd",
     )
     assert (o.target_file_size, o.num_indexed_cols, o.compression) == (64 * 2**20, -1, "zstd")
-    assert WriterOptions.from_configuration({"delta.targetFileSize": "1048576"}).target_file_size == 2**20
+    assert (
+        WriterOptions.from_configuration({"delta.targetFileSize": "1048576"}).target_file_size
+        == 2**20
+    )
     assert WriterOptions.from_configuration(
         {"delta.dataSkippingStatsColumns": "a,`b,c`.d"}
     ).stats_columns == ("a", "`b,c`.d")
@@ -432,7 +437,11 @@ def test_change_data_prefix(tmp_path: Path) -> None:
     data = pa.table({"p": ["x"], "v": [1]})
     storage = Storage.for_uri(str(tmp_path))
     [f] = write_data_files(
-        storage, data, schema=from_arrow(data.schema), partition_columns=["p"], prefix="_change_data"
+        storage,
+        data,
+        schema=from_arrow(data.schema),
+        partition_columns=["p"],
+        prefix="_change_data",
     )
     assert f.path.startswith("_change_data/p=x/cdc-00000-")
     assert (tmp_path / f.path).is_file()
@@ -502,7 +511,9 @@ def test_column_mapping_physical_names_and_field_ids(tmp_path: Path) -> None:
         }
         inner = arrow.field(physical_name(nested_f)).type.field(0)
         assert inner.name == physical_name(inner_f)
-        assert int(inner.metadata[b"PARQUET:field_id"]) == inner_f.metadata["delta.columnMapping.id"]
+        assert (
+            int(inner.metadata[b"PARQUET:field_id"]) == inner_f.metadata["delta.columnMapping.id"]
+        )
         assert f"field_id={inner_f.metadata['delta.columnMapping.id']}" in str(pf.schema)
         stats = json.loads(f.stats)
         assert set(stats["nullCount"]) == {physical_name(value_f), physical_name(nested_f)}
@@ -514,7 +525,10 @@ def test_column_mapping_physical_names_and_field_ids(tmp_path: Path) -> None:
         ["part"],
         files,
         protocol={"minReaderVersion": 2, "minWriterVersion": 5},
-        configuration={"delta.columnMapping.mode": "name", "delta.columnMapping.maxColumnId": str(_max_id)},
+        configuration={
+            "delta.columnMapping.mode": "name",
+            "delta.columnMapping.maxColumnId": str(_max_id),
+        },
     )
     got = _deltalake_rows(tmp_path)
     assert sorted(got.to_pylist(), key=lambda r: r["value"]) == sorted(
@@ -590,3 +604,36 @@ def test_duckdb_reads_assembled_table(tmp_path: Path) -> None:
         {**r, "ts": r["ts"].astimezone(UTC) if r["ts"] else None} for r in _key_rows(pa.table(got))
     ]
     assert norm == _key_rows(want)
+
+
+def test_input_is_consumed_one_batch_at_a_time(tmp_path: Path) -> None:
+    schema = from_arrow(pa.schema([("k", pa.string()), ("v", pa.int64())]))
+    produced: list[int] = []
+    consumed_at: list[int] = []
+
+    def batches():  # a generator: the writer must pull, not collect
+        for i in range(6):
+            produced.append(i)
+            yield pa.record_batch({"k": [f"k{i % 2}"] * 10, "v": list(range(i * 10, i * 10 + 10))})
+
+    files = write_data_files(
+        Storage.for_uri(str(tmp_path)),
+        batches(),
+        schema=schema,
+        partition_columns=["k"],
+        progress=lambda n: consumed_at.append(len(produced)),
+    )
+    assert consumed_at == [1, 2, 3, 4, 5, 6]  # each batch written before the next is pulled
+    assert sorted(f.partition_values["k"] for f in files) == ["k0", "k1"]
+    assert sum(f.num_records for f in files) == 60
+
+
+def test_polars_and_bad_partition_type(tmp_path: Path) -> None:
+    pl = pytest.importorskip("polars")
+    df = pl.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3], "l": [[1], [2], [3]]})
+    schema = from_arrow(df.to_arrow().schema)
+    storage = Storage.for_uri(str(tmp_path))
+    files = write_data_files(storage, df, schema=schema, partition_columns=["k"])
+    assert {f.partition_values["k"]: f.num_records for f in files} == {"a": 2, "b": 1}
+    with pytest.raises(InvalidArgumentError, match="primitive"):
+        write_data_files(storage, df, schema=schema, partition_columns=["l"])
