@@ -21,10 +21,9 @@ Delta's parameters and metrics.
 
 from __future__ import annotations
 
-import posixpath
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,12 +32,12 @@ import pyarrow.compute as pc
 from lakehouse.errors import InvalidArgumentError
 from lakehouse.log.checkpoint import DEFAULT_DELETED_FILE_RETENTION, parse_interval_ms
 from lakehouse.log.features import ensure_writable
+from lakehouse.log.snapshot import Snapshot
 from lakehouse.maintenance.common import existing_files, is_inside_root, referenced_paths
 from lakehouse.txn.transaction import Transaction
 
 if TYPE_CHECKING:
     from lakehouse.io.storage import Storage
-    from lakehouse.log.snapshot import Snapshot
 
 __all__ = ["VacuumResult", "deleted_file_retention_ms", "is_hidden_path", "vacuum"]
 
@@ -74,10 +73,9 @@ class VacuumResult:
         return len(self.files)
 
 
-def deleted_file_retention_ms(config: dict[str, str] | object) -> int:
+def deleted_file_retention_ms(config: Mapping[str, str]) -> int:
     """``delta.deletedFileRetentionDuration`` of a table configuration, in ms (default 7 days)."""
-    get = getattr(config, "get", None)
-    value = get("delta.deletedFileRetentionDuration") if get else None
+    value = config.get("delta.deletedFileRetentionDuration")
     return parse_interval_ms(value or DEFAULT_DELETED_FILE_RETENTION)
 
 
@@ -112,7 +110,7 @@ def _retention(snapshot: Snapshot, retention_hours: float | None, enforce: bool)
         return table_ms, table_ms
     if retention_hours < 0:
         raise InvalidArgumentError(f"retention_hours must be >= 0, got {retention_hours}")
-    wanted = int(round(retention_hours * 3_600_000))
+    wanted = round(float(retention_hours) * 3_600_000)
     if wanted < table_ms:
         hours = table_ms / 3_600_000
         if enforce:
@@ -204,9 +202,7 @@ def vacuum(
         params["specifiedRetentionMillis"] = retention_ms
     start = Transaction(storage, snapshot, "VACUUM START", params)
     started = start.commit({"numFilesToDelete": len(files), "sizeOfDataToDelete": total})
-    from lakehouse.log.snapshot import Snapshot as _Snapshot
-
-    after_start = _Snapshot.load(storage, version=started.version)
+    after_start = Snapshot.load(storage, version=started.version)
     status = "COMPLETED"
     try:
         _delete(storage, files, progress)
@@ -234,11 +230,8 @@ def _delete(storage: Storage, files: list[str], progress: bool) -> None:
         return
     with bar:
         task = bar.add_task("delete", total=len(files))
-        advance: Callable[[int], None] = lambda n: bar.advance(task, n)  # noqa: E731
         for chunk in chunks:
             storage.delete(chunk)
-            advance(len(chunk))
+            bar.advance(task, len(chunk))
 
 
-def parent_dirs(paths: Sequence[str]) -> set[str]:
-    return {posixpath.dirname(p) for p in paths}

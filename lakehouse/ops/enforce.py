@@ -100,11 +100,33 @@ def _merge_struct(table_s: StructType, data_s: StructType, prefix: str, merge: b
     return StructType(tuple(fields))
 
 
+#: Field metadata a user may put on Arrow fields of a new table's schema (kept in the Delta schema).
+USER_FIELD_METADATA = ("delta.generationExpression", "delta.invariants", "comment")
+
+
+def schema_from_arrow(schema: pa.Schema) -> StructType:
+    """The Delta schema of ``schema``, keeping the user field metadata Delta defines (generated
+    column expressions, legacy invariants, comments) on top-level and nested struct fields."""
+    return _keep_metadata(from_arrow(schema), list(schema))
+
+
+def _keep_metadata(struct: StructType, fields: list[pa.Field]) -> StructType:
+    out = []
+    for sf, af in zip(struct.fields, fields, strict=True):
+        md = {k.decode(): v.decode() for k, v in (af.metadata or {}).items()
+              if k.decode(errors="replace") in USER_FIELD_METADATA}
+        t = sf.type
+        if isinstance(t, StructType) and pa.types.is_struct(af.type):
+            t = _keep_metadata(t, [af.type.field(i) for i in range(af.type.num_fields)])
+        out.append(StructField(sf.name, t, sf.nullable, {**sf.metadata, **md}))
+    return StructType(tuple(out))
+
+
 def reconcile_schema(table: StructType | None, data: pa.Schema, schema_mode: str | None) -> StructType:
     """The schema the table has after this write, or SchemaMismatchError listing every problem."""
-    data_schema = from_arrow(data)
     if table is None or schema_mode == "overwrite":
-        return data_schema
+        return schema_from_arrow(data)
+    data_schema = from_arrow(data)
     errors: list[str] = []
     merged = _merge_struct(table, data_schema, "", schema_mode == "merge", errors)
     # NOT NULL columns must be present in the data (generated columns are computed instead).
@@ -135,6 +157,7 @@ class BatchConformer:
                   where: str | None = None) -> BatchConformer:
         constraints = {k[len("delta.constraints."):]: v for k, v in configuration.items()
                        if k.startswith("delta.constraints.")}
+        constraints.update(_invariants(schema, ""))
         generated = {}
         for f in schema.fields:
             expr = f.metadata.get("delta.generationExpression")
@@ -199,8 +222,10 @@ class BatchConformer:
                 )
 
     def _check_constraints(self, table: pa.Table) -> None:
+        # As in Delta, a row satisfies a CHECK only if the expression is TRUE: NULL violates it
+        # (write ``x IS NULL OR ...`` to allow nulls). filter_mask maps NULL to False.
         for name, expr in self.constraints.items():
-            ok = self.engine.filter_mask(table, f"coalesce(({expr}), true)")
+            ok = self.engine.filter_mask(table, expr)
             bad = len(ok) - pc.sum(pc.cast(ok, pa.int64())).as_py() if len(ok) else 0
             if bad:
                 first = table.filter(pc.invert(ok)).slice(0, 1).to_pylist()
@@ -216,6 +241,25 @@ class BatchConformer:
                     f"{bad} row(s) of the data do not match where={self.where!r}; an overwrite "
                     "with where= may only write rows matching it"
                 )
+
+
+def _invariants(schema: StructType, prefix: str) -> dict[str, str]:
+    """Legacy column invariants (``delta.invariants`` field metadata) as named CHECK expressions."""
+    out: dict[str, str] = {}
+    for f in schema.fields:
+        raw = f.metadata.get("delta.invariants")
+        if raw:
+            try:
+                obj = json.loads(raw) if isinstance(raw, str) else raw
+                expr = obj["expression"]["expression"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise SchemaMismatchError(
+                    f"column {prefix + f.name!r} has an unreadable delta.invariants value {raw!r}"
+                ) from e
+            out[f"invariant({prefix + f.name})"] = str(expr)
+        if isinstance(f.type, StructType):
+            out.update(_invariants(f.type, f"{prefix}{f.name}."))
+    return out
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:
