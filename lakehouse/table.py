@@ -29,6 +29,10 @@ from lakehouse.scan import Scan
 if TYPE_CHECKING:
     import polars as pl
 
+    from lakehouse.log.checkpoint import CheckpointInfo
+    from lakehouse.maintenance import OptimizeMetrics, RestoreMetrics, VacuumResult
+    from lakehouse.ops.alter import TableAlterer
+
 
 def _strip_delta_metadata(schema: pa.Schema) -> pa.Schema:
     """Drop protocol-internal field metadata (column mapping ids, physical names...)."""
@@ -119,6 +123,13 @@ class Table:
     @property
     def properties(self) -> dict[str, str]:
         return dict(self._snapshot.configuration)
+
+    @property
+    def alter(self) -> TableAlterer:
+        """Schema, property and constraint changes (``t.alter.rename_column("a", "b")``...)."""
+        from lakehouse.ops.alter import TableAlterer
+
+        return TableAlterer(self)
 
     def __repr__(self) -> str:
         return f"Table({self.uri!r}, version={self.version})"
@@ -258,3 +269,82 @@ class Table:
                   storage_options=self.storage.storage_options, engine=self._engine, **kwargs)
         self._advance(t.snapshot)
         return self
+
+    # --------------------------------------------------------------- maintenance
+    def vacuum(self, retention_hours: float | None = None, dry_run: bool = False,
+               enforce_retention: bool = True, full: bool = False,
+               progress: bool = False) -> VacuumResult:
+        """Delete files no version inside the retention period needs (``.files`` lists them).
+
+        ``retention_hours`` defaults to ``delta.deletedFileRetentionDuration`` (7 days); a shorter
+        one is refused unless ``enforce_retention=False``. ``full=True`` lists the whole table
+        and also removes orphans of failed writes. See :mod:`lakehouse.maintenance.vacuum`.
+        """
+        from lakehouse.maintenance.vacuum import vacuum
+
+        res = vacuum(self._latest_for_write(), retention_hours, dry_run=dry_run,
+                     enforce_retention=enforce_retention, full=full, progress=progress)
+        if res.version is not None:
+            self._advance(Snapshot.load(self.storage, version=res.version))
+        return res
+
+    def optimize(self, where: str | None = None, target_size: int | None = None,
+                 z_order: Sequence[str] | str | None = None,
+                 progress: bool = False) -> OptimizeMetrics:
+        """Compact small files per partition (``where``: partition predicate), optionally
+        Z-ordered by ``z_order`` columns. See :mod:`lakehouse.maintenance.optimize`."""
+        from lakehouse.maintenance.optimize import optimize
+
+        m = optimize(self._latest_for_write(), self._engine, where, target_size, z_order,
+                     progress=progress)
+        if m.version is not None:
+            self._advance(Snapshot.load(self.storage, version=m.version))
+        return m
+
+    def restore(self, version: int | None = None,
+                timestamp: datetime | str | None = None) -> RestoreMetrics:
+        """Make the latest version hold what ``version`` (or ``timestamp``) held (RESTORE)."""
+        from lakehouse.maintenance.restore import restore
+
+        m = restore(self._latest_for_write(), version, timestamp)
+        self._advance(Snapshot.load(self.storage, version=m.version) if m.version is not None
+                      else Snapshot.load(self.storage))
+        return m
+
+    def checkpoint(self) -> CheckpointInfo:
+        """Write a checkpoint of the latest version (readers then skip replaying its commits)."""
+        from lakehouse.log.checkpoint import write_checkpoint
+
+        snap = self._latest_for_write()
+        info = write_checkpoint(self.storage, snap)
+        self._advance(Snapshot.load(self.storage, version=snap.version))
+        return info
+
+    def cleanup_log(self) -> list[str]:
+        """Delete log files older than ``delta.logRetentionDuration`` that no retained version
+        needs (requires a checkpoint); returns their paths."""
+        from lakehouse.log.checkpoint import cleanup_expired_logs
+
+        return cleanup_expired_logs(self.storage, self._latest_for_write())
+
+    def describe(self) -> dict[str, Any]:
+        """Location, version, protocol, schema, partitioning, properties, file/size/row counts."""
+        from lakehouse.maintenance.describe import describe
+
+        return describe(self._snapshot)
+
+    def set_properties(self, props: Mapping[str, Any]) -> Table:
+        """Set table properties (SET TBLPROPERTIES); same as ``t.alter.set_properties``."""
+        return self.alter.set_properties(props)
+
+    def unset_properties(self, keys: Sequence[str] | str) -> Table:
+        """Remove table properties (UNSET TBLPROPERTIES); same as ``t.alter.unset_properties``."""
+        return self.alter.unset_properties(keys)
+
+    def add_constraint(self, name: str, expr: str) -> Table:
+        """Add a CHECK constraint after validating every existing row (ADD CONSTRAINT)."""
+        return self.alter.add_constraint(name, expr)
+
+    def drop_constraint(self, name: str) -> Table:
+        """Drop a CHECK constraint (DROP CONSTRAINT)."""
+        return self.alter.drop_constraint(name)

@@ -27,7 +27,7 @@ import pytest
 from lakehouse.engine import Engine, get_engine
 from tests.conftest_storage import StorageRoot, cloud_storage_options
 
-pytest_plugins = ["tests.conftest_storage"]
+pytest_plugins = ["tests.conftest_storage", "tests.conformance.summary"]
 
 _CLOUD = (pytest.mark.cloud, pytest.mark.xdist_group("cloud"))
 BACKENDS = [

@@ -83,6 +83,7 @@ class _Emulator:
         for fn in self.cleanup:
             with contextlib.suppress(Exception):
                 fn()
+        self.log_path.unlink(missing_ok=True)
 
 
 class EmulatorError(RuntimeError):

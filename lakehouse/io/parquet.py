@@ -54,7 +54,14 @@ from lakehouse.log.schema import (
     to_arrow,
 )
 
-__all__ = ["WriterOptions", "WrittenFile", "read_data_file", "write_data_files"]
+__all__ = [
+    "WriterOptions",
+    "WrittenFile",
+    "encode_path",
+    "read_data_file",
+    "split_stats_columns",
+    "write_data_files",
+]
 
 _ROW_GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered per file before a row group is written
 _MAX_BUFFERED_BYTES = 256 * 1024 * 1024  # across all open files

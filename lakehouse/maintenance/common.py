@@ -8,7 +8,7 @@ root-relative storage paths live here once.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +147,3 @@ def parse_partition_filter(snapshot: Any, where: str, engine: Any, files: pa.Tab
     ptable = pa.table({k: pvals[k] for k in snapshot.partition_columns}) if pvals else \
         pa.table({"__": pa.nulls(files.num_rows)})
     return files.filter(engine.filter_mask(ptable, where))
-
-
-def as_str_map(d: Mapping[str, Any] | None) -> dict[str, str | None]:
-    return {str(k): (None if v is None else str(v)) for k, v in (d or {}).items()}

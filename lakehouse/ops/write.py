@@ -265,6 +265,7 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
         else:
             rw = delete_rows(snap, where, eng)
             txn.read_files(rw.read_paths)
+            txn.read_predicate(_could_match(snap, where))
             txn.remove_files(rw.removes)
             txn.add_files(rw.adds)
             removed_rows = rw.num_deleted_rows
@@ -280,6 +281,19 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
             metrics["numDeletedRows"] = removed_rows
     result = txn.commit(metrics)
     return Snapshot.load(storage, version=result.version)
+
+
+def _could_match(snap: Snapshot, where: str) -> Any:
+    """Read predicate of a replaceWhere: could any of these newly added files hold rows matching
+    ``where``? (Pruned like a scan: partition values, then stats; unknown means yes.)"""
+    from dataclasses import replace
+
+    from lakehouse.scan import Scan
+
+    def could_match(adds: pa.Table) -> bool:
+        return Scan(replace(snap, files=adds)).filter(where).files().num_rows > 0
+
+    return could_match
 
 
 def create(uri: str, schema: pa.Schema | StructType, *, partition_by: Sequence[str] | None = None,

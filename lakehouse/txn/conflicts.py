@@ -127,6 +127,12 @@ class WinningCommit:
                    adds, removed, ts)
 
     @property
+    def txn_id(self) -> str | None:
+        """The winner's ``commitInfo.txnId`` (used to recognise our own earlier attempt)."""
+        tid = (self.commit_info or {}).get("txnId")
+        return None if tid is None else str(tid)
+
+    @property
     def operation(self) -> str:
         return str((self.commit_info or {}).get("operation", "an unknown operation"))
 

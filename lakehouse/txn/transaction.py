@@ -43,7 +43,7 @@ from lakehouse.log.actions import (
 )
 from lakehouse.log.checkpoint import CheckpointInfo
 from lakehouse.log.features import ensure_writable
-from lakehouse.log.paths import LogKind
+from lakehouse.log.paths import LogKind, LogPath
 from lakehouse.log.replay import canonicalize_paths
 from lakehouse.log.segment import list_log
 from lakehouse.log.timetravel import ict_enabled
@@ -222,6 +222,21 @@ class Transaction:
         return None if self.read_snapshot is None else self.read_snapshot.metadata
 
     @property
+    def adds(self) -> tuple[Add, ...]:
+        """The ``add`` actions collected so far."""
+        return tuple(self._adds)
+
+    @property
+    def removes(self) -> tuple[Remove, ...]:
+        """The ``remove`` actions collected so far."""
+        return tuple(self._removes)
+
+    @property
+    def result(self) -> CommitResult | None:
+        """The commit result once :meth:`commit` succeeded, else ``None``."""
+        return self._result
+
+    @property
     def is_blind_append(self) -> bool:
         """Reads nothing and only adds data files (Delta's definition)."""
         reads = bool(self._read_files or self._read_predicates or self._read_whole_table)
@@ -305,6 +320,12 @@ class Transaction:
                                     rebased)
             winners = self._read_winners(base + 1)
             for w in winners:
+                if w.txn_id == self.txn_id:
+                    # Our own earlier attempt landed although the committer could not tell:
+                    # never commit the same actions twice.
+                    ts = int((w.commit_info or {}).get("timestamp") or w.timestamp)
+                    return self._finish(w.version, attempt, ts,
+                                        w.timestamp if ict_on else None, rebased)
                 check_conflicts(summary, w)
                 rebased.append(w.version)
                 if prev_ts is None or w.timestamp > prev_ts:
@@ -430,7 +451,7 @@ class Transaction:
              if f.kind is LogKind.COMMIT and f.version >= from_version),
             key=lambda f: f.version,
         )
-        run = []
+        run: list[LogPath] = []
         for f in commits:
             if f.version != from_version + len(run):
                 break

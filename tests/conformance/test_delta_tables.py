@@ -30,7 +30,16 @@ from .expected import assert_matches_expected_file
 
 #: Tables lakehouse knowingly cannot read yet: ``{table_dir: reason}``. Each becomes a strict
 #: xfail, so an entry must be removed as soon as the table passes.
-KNOWN_EXCEPTIONS: dict[str, str] = {}
+KNOWN_EXCEPTIONS: dict[str, str] = {
+    # Tables we refuse on purpose (spec/README.md, "Conformance exceptions"); the refusal itself is
+    # checked by test_known_exceptions_are_refused_with_the_feature below.
+    "kernel-rs/table-with-geo": "geospatial reader feature (geometry/geography) is not supported",
+    "delta-rs/spark-shredded-variant-preview-delta": "variantShredding-preview is not supported",
+    "delta-spark/variant-stats-no-checkpoint": "variantShredding-preview is not supported",
+    "delta-spark/variant-stats-nested-no-checkpoint": "variantShredding-preview is not supported",
+    "delta-spark/variant-stats-state-reconstruction": "variantShredding-preview is not supported",
+    "delta-spark/variant-stats-with-struct-no-checkpoint": "variantShredding-preview is not supported",
+}
 
 
 def _params() -> list[object]:
@@ -177,3 +186,17 @@ def test_oracle_agrees_with_results_tsv() -> None:
         if (snap.version, len(snap.add_paths)) != (case.latest_version, case.active_files):
             wrong.append(f"{case.table_dir}: deltalake v{snap.version}/{len(snap.add_paths)} files")
     assert wrong == []
+
+
+@pytest.mark.parametrize("table_dir", sorted(KNOWN_EXCEPTIONS))
+def test_known_exceptions_are_refused_with_the_feature(table_dir: str) -> None:
+    """Each known exception is a clear refusal naming the unsupported feature, never wrong data."""
+    from lakehouse.errors import UnsupportedFeatureError
+
+    path = tables_root() / table_dir
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    with pytest.raises(UnsupportedFeatureError) as info:
+        Table.open(str(path)).to_arrow()
+    assert info.value.feature in ("geospatial", "variantShredding-preview")
+    assert info.value.feature in str(info.value)

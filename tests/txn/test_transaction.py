@@ -306,3 +306,21 @@ def test_memory_backend(tmp_path: Path) -> None:
     assert active_paths(s) == ["a.parquet", "b.parquet"]
     assert json.loads(s.read_bytes("_delta_log/00000000000000000001.json").splitlines()[0])[
         "commitInfo"]["readVersion"] == 0
+
+
+def test_own_commit_reported_as_conflict_is_not_committed_twice(storage: Storage) -> None:
+    """If the committer wrongly reports a lost race for a put that landed, the retry finds our
+    txnId in the log and stops instead of appending the same files a second time."""
+    create_table(storage)
+
+    class Confused(FileSystemCommitter):
+        def commit(self, storage: Storage, version: int, data: bytes) -> Committed | Conflicted:
+            storage.put_if_absent(f"_delta_log/{version:020d}.json", data)
+            return Conflicted(version)
+
+    txn = Transaction(storage, Snapshot.load(storage), "WRITE", committer=Confused())
+    txn.add_files([fake_add("once.parquet")])
+    result = txn.commit()
+    assert (result.version, result.attempts) == (1, 1)
+    assert Snapshot.load(storage).version == 1
+    assert active_paths(storage) == ["once.parquet"]
