@@ -126,7 +126,7 @@ def _retention(snapshot: Snapshot, retention_hours: float | None, enforce: bool)
             f"{hours:g} hours: time travel to older versions will fail and concurrent readers or "
             "writers may lose files",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return wanted, table_ms
 
