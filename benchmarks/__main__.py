@@ -1,7 +1,8 @@
 """Command line: ``python -m benchmarks run ...`` and ``python -m benchmarks report ...``.
 
 python -m benchmarks run --scale ci|small|full [--only W1,W4] [--systems lakehouse,deltalake]
-                         [--out DIR] [--repeat N] [--warmup N] [--reuse-fixtures] [--keep-work]
+                         [--out DIR] [--repeat N] [--warmup N] [--jobs N]
+                         [--reuse-fixtures] [--keep-work]
 python -m benchmarks report RESULTS.json     # re-render results.md from a results.json
 """
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--repeat", type=int, help="measured repetitions (default per scale)")
     run.add_argument("--warmup", type=int, help="discarded warm-up repetitions (default per scale)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        help="cases run at once (default 2 at ci, else 1; above 1 timings overlap: smoke runs only)",
+    )
     run.add_argument(
         "--reuse-fixtures",
         action="store_true",
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=warmup,
         reuse_fixtures=args.reuse_fixtures,
         keep_work=args.keep_work,
+        jobs=max(1, args.jobs if args.jobs is not None else scale.jobs),
         command="python -m benchmarks " + " ".join(shown),
     )
     try:

@@ -34,6 +34,8 @@ class Scale:
     """Default discarded warm-up repetitions per (case, system)."""
     timeout_s: float
     """Kill a measurement subprocess after this long."""
+    jobs: int = 1
+    """Default cases run at once (2 only for the ci smoke run, whose timings are no result)."""
 
     @property
     def time_travel_version(self) -> int:
@@ -54,6 +56,7 @@ SCALES: dict[str, Scale] = {
         repeat=1,
         warmup=0,
         timeout_s=180.0,
+        jobs=2,
     ),
     "small": Scale(
         name="small",

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class Options:
     warmup: int = 0
     reuse_fixtures: bool = False
     keep_work: bool = False
+    jobs: int = 1
+    """Cases run at once; above 1 the runs overlap, so only for smoke runs where time is no result."""
     command: str = ""
 
 
@@ -92,34 +95,26 @@ def _prepare_fixtures(options: Options, cases: list[Case]) -> dict[tuple[str, st
             if system in case.systems:
                 names = needed.setdefault(fixture_owner(system), [])
                 names.extend(f for f in case.fixtures if f not in names)
-    status: dict[tuple[str, str], str | None] = {}
     scratch = work_dir(options.out, options.scale.name)
-    for owner, names in needed.items():
-        if not names:
-            continue
+
+    def prepare(owner: str, names: list[str]) -> dict[tuple[str, str], str | None]:
         started = time.perf_counter()
         _log(f"fixtures  {owner}: {', '.join(names)} ...")
-        record = _child(
-            [
-                "prep",
-                "--system",
-                owner,
-                "--fixtures",
-                ",".join(names),
-                "--scale",
-                options.scale.name,
-                "--root",
-                str(options.out),
-            ],
-            scratch / f"prep-{owner}.json",
-            options.scale.timeout_s * len(names),
-        )
+        args = ["prep", "--system", owner, "--fixtures", ",".join(names)]
+        args += ["--scale", options.scale.name, "--root", str(options.out)]
+        record = _child(args, scratch / f"prep-{owner}.json", options.scale.timeout_s * len(names))
         built = record.get("fixtures") or dict.fromkeys(names, record.get("error", "failed"))
-        for name in names:
-            status[(owner, name)] = built.get(name, "not built")
-            if status[(owner, name)]:
-                _log(f"fixtures  {owner}/{name}: FAILED {status[(owner, name)]}")
+        result = {(owner, name): built.get(name, "not built") for name in names}
+        for (_, name), error in result.items():
+            if error:
+                _log(f"fixtures  {owner}/{name}: FAILED {error}")
         _log(f"fixtures  {owner}: done in {time.perf_counter() - started:.1f} s")
+        return result
+
+    status: dict[tuple[str, str], str | None] = {}
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        for result in pool.map(lambda item: prepare(*item), [i for i in needed.items() if i[1]]):
+            status.update(result)
     return status
 
 
@@ -201,7 +196,8 @@ def run(options: Options) -> Path:
     _log(f"data      scale {options.scale.name}: {options.scale.rows:,} rows ...")
     ensure_data(options.out, options.scale)
     fixtures = _prepare_fixtures(options, cases)
-    results = [_run_case(options, case, fixtures) for case in cases]
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        results = list(pool.map(lambda case: _run_case(options, case, fixtures), cases))
     if not options.keep_work:
         shutil.rmtree(work / "scratch", ignore_errors=True)
         if not options.reuse_fixtures:
@@ -213,6 +209,7 @@ def run(options: Options) -> Path:
         "systems": list(options.systems),
         "repeat": options.repeat,
         "warmup": options.warmup,
+        "jobs": options.jobs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
         "machine": machine_info(),

@@ -8,13 +8,16 @@ that ``vacuum`` removes).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
 
 import pyarrow as pa
 
 from lakehouse.errors import (
     InvalidArgumentError,
+    LakehouseError,
     SchemaMismatchError,
     TableExistsError,
     TableNotFoundError,
@@ -22,7 +25,7 @@ from lakehouse.errors import (
 from lakehouse.io.parquet import WriterOptions, write_data_files
 from lakehouse.io.storage import Storage
 from lakehouse.log.actions import Metadata
-from lakehouse.log.features import protocol_for
+from lakehouse.log.features import ensure_writable, protocol_for
 from lakehouse.log.paths import LOG_DIR
 from lakehouse.log.schema import (
     StructType,
@@ -146,6 +149,8 @@ def write(
         done = snap.app_version(app_id)
         if done is not None and done >= app_version:
             return Table(snap, eng)  # already applied: exactly-once
+    if snap is not None:
+        ensure_writable(snap.protocol, storage.root)  # before any data file is written
     reader = eng.to_arrow_stream(data)
     if snap is None:
         _ensure_empty_location(storage)
@@ -195,7 +200,7 @@ def _create(storage: Storage, reader: pa.RecordBatchReader, parts: list[str],
     txn.add_files(adds_from_written(written))
     if app_id is not None and app_version is not None:
         txn.set_app_transaction(app_id, app_version)
-    result = txn.commit(_metrics(written))
+    result = _commit(txn, _metrics(written), storage, [w.path for w in written])
     return Snapshot.load(storage, version=result.version)
 
 
@@ -258,6 +263,7 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
         if new_proto != snap.protocol:
             txn.set_protocol(new_proto)
     removed_rows = 0
+    rewritten: list[Any] = []
     if mode == "overwrite":
         if where is None:
             txn.read_whole_table()
@@ -268,6 +274,7 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
             txn.read_predicate(_could_match(snap, where))
             txn.remove_files(rw.removes)
             txn.add_files(rw.adds)
+            rewritten = rw.adds
             removed_rows = rw.num_deleted_rows
     written = _write_files(storage, reader, table_schema, metadata, eng, where, progress,
                            target_file_size)
@@ -279,8 +286,21 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
         metrics["numRemovedFiles"] = len(txn._removes)
         if where is not None:
             metrics["numDeletedRows"] = removed_rows
-    result = txn.commit(metrics)
+    new_files = [w.path for w in written] + [unquote(a.path) for a in rewritten]
+    result = _commit(txn, metrics, storage, new_files)
     return Snapshot.load(storage, version=result.version)
+
+
+def _commit(txn: Transaction, metrics: Mapping[str, Any], storage: Storage,
+            new_files: list[str]) -> Any:
+    """Commit; when the commit definitely did not happen (a conflict, a refused protocol...),
+    delete the data files this write created so no orphans are left behind."""
+    try:
+        return txn.commit(metrics)
+    except LakehouseError:
+        with contextlib.suppress(Exception):  # best effort: vacuum removes orphans anyway
+            storage.delete(new_files)
+        raise
 
 
 def _could_match(snap: Snapshot, where: str) -> Any:
