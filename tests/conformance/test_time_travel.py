@@ -38,7 +38,6 @@ KNOWN_EXCEPTIONS: dict[str, str] = {
     "delta-rs/spark-shredded-variant-preview-delta": "variantShredding-preview is not supported",
     "delta-spark/variant-stats-no-checkpoint": "variantShredding-preview is not supported",
     "delta-spark/variant-stats-nested-no-checkpoint": "variantShredding-preview is not supported",
-    "delta-spark/variant-stats-state-reconstruction": "variantShredding-preview is not supported",
     "delta-spark/variant-stats-with-struct-no-checkpoint": "variantShredding-preview is not supported",
 }
 
