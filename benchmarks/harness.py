@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,8 @@ def run(options: Options) -> Path:
         shutil.rmtree(work / "scratch", ignore_errors=True)
         if not options.reuse_fixtures:
             shutil.rmtree(work, ignore_errors=True)
+            with suppress(OSError):
+                work.parent.rmdir()  # "work/" itself, when no other scale keeps fixtures there
     meta = {
         "command": options.command,
         "scale": options.scale.name,

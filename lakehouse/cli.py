@@ -110,6 +110,8 @@ def _guard(ctx: typer.Context, debug: bool) -> Iterator[None]:
             warnings.simplefilter("always")
             yield
         for w in caught:
+            if not issubclass(w.category, UserWarning):
+                continue  # library deprecation noise is not for CLI users
             err.print(f"[bold yellow]warning:[/] [yellow]{escape(str(w.message))}[/]")
     except (typer.Exit, typer.Abort, typer.BadParameter):
         raise
@@ -372,7 +374,8 @@ def vacuum(ctx: typer.Context, uri: Uri,
 def _metrics_table(title: str, metrics: dict[str, Any]) -> RichTable:
     rows = []
     for k, v in metrics.items():
-        rows.append((k, _compact(v) if isinstance(v, dict) else v))
+        rows.append((k, _compact(v) if isinstance(v, dict) else
+                     json.dumps(v) if isinstance(v, list) else v))
     return _kv_table(title, rows)
 
 

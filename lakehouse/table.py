@@ -29,6 +29,9 @@ from lakehouse.scan import Scan
 if TYPE_CHECKING:
     import polars as pl
 
+    from lakehouse.merge.builder import MergeBuilder
+    from lakehouse.merge.metrics import DeleteMetrics, UpdateMetrics
+
     from lakehouse.log.checkpoint import CheckpointInfo
     from lakehouse.maintenance import OptimizeMetrics, RestoreMetrics, VacuumResult
     from lakehouse.ops.alter import TableAlterer
@@ -348,3 +351,36 @@ class Table:
     def drop_constraint(self, name: str) -> Table:
         """Drop a CHECK constraint (DROP CONSTRAINT)."""
         return self.alter.drop_constraint(name)
+
+    # ------------------------------------------------------------ merge / update / delete
+    def merge(self, source: Any, on: str | Sequence[str], source_alias: str = "source",
+              target_alias: str = "target", schema_evolution: bool = False) -> MergeBuilder:
+        """Start a MERGE of ``source`` (anything :func:`lakehouse.write` accepts) into this table.
+
+        ``on`` is a SQL condition (``"target.id = source.id"``) or column name(s) equal on both
+        sides (``"id"``, ``["id", "k"]``). Add ``when_*`` clauses, then ``.execute()``.
+        """
+        from lakehouse.merge.builder import MergeBuilder
+
+        return MergeBuilder(self, source, on if isinstance(on, str) else tuple(on),
+                            source_alias, target_alias, schema_evolution)
+
+    def update(self, set: Mapping[str, Any], where: Any = None) -> UpdateMetrics:
+        """Set columns (``{"x": "x + 1"}``, SQL or polars expressions) on rows matching ``where``
+        (all rows when None); one commit."""
+        from lakehouse.merge.dml import update
+
+        return update(self, set, where)
+
+    def delete(self, where: Any = None) -> DeleteMetrics:
+        """Delete rows matching ``where`` (SQL or polars expression; all rows when None)."""
+        from lakehouse.merge.dml import delete
+
+        return delete(self, where)
+
+    def changes(self, start_version: int, end_version: int | None = None) -> pa.Table:
+        """Change data feed rows of versions ``start_version``..``end_version`` (default: this
+        handle's version), with ``_change_type``, ``_commit_version``, ``_commit_timestamp``."""
+        from lakehouse.merge.cdf import read_changes
+
+        return read_changes(self._snapshot, start_version, end_version)

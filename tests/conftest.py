@@ -21,11 +21,14 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lakehouse.engine import Engine, get_engine
-from tests.conftest_storage import StorageRoot, cloud_storage_options
+
+if TYPE_CHECKING:  # imported lazily: pytest_plugins must be the first to import it
+    from tests.conftest_storage import StorageRoot
 
 pytest_plugins = ["tests.conftest_storage", "tests.conformance.summary"]
 
@@ -43,6 +46,8 @@ ENGINES = ["polars"]
 @pytest.fixture(params=BACKENDS)
 def table_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageRoot]:
     """A fresh, empty table location on each storage backend."""
+    from tests.conftest_storage import StorageRoot, cloud_storage_options
+
     backend: str = request.param
     name = f"t-{uuid.uuid4().hex[:12]}"
     if backend == "local":

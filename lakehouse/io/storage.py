@@ -201,19 +201,20 @@ class Storage:
         if self.kind == "local":
             out = []
             try:
-                with os.scandir(fs_dir) as it:
-                    for entry in it:
-                        if entry.is_file():
-                            st = entry.stat()
-                            out.append(
-                                FileInfo(
-                                    self._rel(f"{fs_dir}/{entry.name}"),
-                                    st.st_size,
-                                    st.st_mtime_ns // 1_000_000,
-                                )
-                            )
+                it = os.scandir(fs_dir)
             except (FileNotFoundError, NotADirectoryError):
                 return []
+            with it:
+                for entry in it:
+                    # a file may vanish between listing and stat (e.g. a commit's temp file)
+                    try:
+                        if not entry.is_file():
+                            continue
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    out.append(FileInfo(self._rel(f"{fs_dir}/{entry.name}"), st.st_size,
+                                        st.st_mtime_ns // 1_000_000))
         else:
             self.fs.invalidate_cache(fs_dir)
             try:

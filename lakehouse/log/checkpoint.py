@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehouse.errors import InvalidArgumentError, ProtocolError, VersionNotFoundError
-from lakehouse.log.paths import LAST_CHECKPOINT, LogKind, checkpoint_path
+from lakehouse.log.paths import LAST_CHECKPOINT, LOG_DIR, LogKind, checkpoint_path
 from lakehouse.log.replay import ADD_SCHEMA, REMOVE_SCHEMA, STR_MAP
 from lakehouse.log.segment import LogSegment, list_log, read_last_checkpoint_version
 
@@ -58,6 +58,8 @@ _MS = {
     "week": 604_800_000,
 }
 _INTERVAL_PART = re.compile(r"(-?\d+)\s*([a-z]+)")
+# Temp files of local atomic writes (commit, checkpoint, _last_checkpoint) left by a dead process.
+_TEMP_COMMIT = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 DAY_MS = 86_400_000
 DEFAULT_LOG_RETENTION = "interval 30 days"
 DEFAULT_DELETED_FILE_RETENTION = "interval 1 week"
@@ -353,6 +355,11 @@ def cleanup_expired_logs(
         f.path for f in files
         if (f.kind is LogKind.COMPACTION and f.version <= keep_from)
         or (f.kind is not LogKind.COMPACTION and f.version < keep_from)
+    ]
+    # Temp files of interrupted local writes, once they are older than the cut-off.
+    doomed += [
+        i.path for i in storage.list_dir(LOG_DIR)
+        if _TEMP_COMMIT.match(i.path.rsplit("/", 1)[-1]) and i.modification_time < cutoff
     ]
     # Oldest first (where deletion is sequential): an interrupted cleanup leaves no gap in
     # front of a surviving older commit.

@@ -1,6 +1,6 @@
 """Z-order keys: sort rows so that rows close in several columns at once end up in the same files.
 
-Each column is mapped to its dense rank (nulls first), scaled to the same number of bits, and the
+Each column is mapped to its dense rank (nulls last), scaled to the same number of bits, and the
 bits of all columns are interleaved (most significant first) into one unsigned 64-bit key. Sorting
 by that key clusters rows along a Morton curve, so min/max statistics of every z-ordered column
 become selective at once. Everything is vectorised (Arrow ranks, numpy bit arithmetic).
@@ -20,10 +20,9 @@ __all__ = ["zorder_indices", "zorder_keys"]
 
 
 def _normalised_rank(column: pa.ChunkedArray | pa.Array, bits: int, name: str) -> np.ndarray:
-    """Dense rank of each value scaled to ``[0, 2**bits - 1]`` as uint64 (nulls rank lowest)."""
+    """Dense rank of each value scaled to ``[0, 2**bits - 1]`` as uint64 (nulls rank highest)."""
     try:
-        ranks = pc.rank(column, sort_keys="ascending", null_placement="at_start",
-                        tiebreaker="dense")
+        ranks = pc.rank(column, sort_keys="ascending", tiebreaker="dense")
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InvalidArgumentError(
             f"cannot z-order by column {name!r} of type {column.type}: it has no ordering ({e}); "

@@ -6,7 +6,7 @@ The executors count into a mutable :class:`Counters` while they run and freeze i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
@@ -217,8 +217,3 @@ def _file_metrics(m: UpdateMetrics | DeleteMetrics) -> dict[str, int]:
     }
 
 
-def with_version(m: MergeMetrics | UpdateMetrics | DeleteMetrics, version: int) -> object:
-    """A copy of ``m`` carrying the committed ``version``."""
-    values = {f.name: getattr(m, f.name) for f in fields(m)}
-    values["version"] = version
-    return type(m)(**values)

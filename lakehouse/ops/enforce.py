@@ -47,7 +47,7 @@ def _merge_type(table_t: Any, data_t: Any, path: str, merge: bool, errors: list[
     if table_t == data_t:
         return table_t
     if isinstance(table_t, StructType) and isinstance(data_t, StructType):
-        return _merge_struct(table_t, data_t, path, merge, errors)
+        return _merge_struct(table_t, data_t, f"{path}.", merge, errors)
     if isinstance(table_t, ArrayType) and isinstance(data_t, ArrayType):
         el = _merge_type(table_t.element_type, data_t.element_type, f"{path}.element", merge, errors)
         return ArrayType(el, table_t.contains_null)
@@ -86,8 +86,8 @@ def _merge_struct(table_s: StructType, data_s: StructType, prefix: str, merge: b
             fields.append(tf)
             continue
         if df.name != tf.name:
-            errors.append(f"column {prefix}{df.name!r} differs only in case from table column "
-                          f"{prefix}{tf.name!r}; rename it to match")
+            errors.append(f"column {prefix + df.name!r} differs only in case from table column "
+                          f"{prefix + tf.name!r}; rename it to match")
         t = _merge_type(tf.type, df.type, prefix + tf.name, merge, errors)
         fields.append(StructField(tf.name, t, tf.nullable, tf.metadata))
     for df in data_s.fields:
@@ -95,7 +95,7 @@ def _merge_struct(table_s: StructType, data_s: StructType, prefix: str, merge: b
             if merge:
                 fields.append(StructField(df.name, df.type, True))
             else:
-                errors.append(f"column {prefix}{df.name!r} ({_type_name(df.type)}) is not in the "
+                errors.append(f"column {prefix + df.name!r} ({_type_name(df.type)}) is not in the "
                               "table schema; pass schema_mode=\"merge\" to add it")
     return StructType(tuple(fields))
 

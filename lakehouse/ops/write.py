@@ -276,14 +276,19 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
             txn.add_files(rw.adds)
             rewritten = rw.adds
             removed_rows = rw.num_deleted_rows
-    written = _write_files(storage, reader, table_schema, metadata, eng, where, progress,
-                           target_file_size)
+    try:
+        written = _write_files(storage, reader, table_schema, metadata, eng, where, progress,
+                               target_file_size)
+    except BaseException:  # e.g. a row outside where=: drop the copies delete_rows wrote
+        with contextlib.suppress(Exception):
+            storage.delete([unquote(a.path) for a in rewritten])
+        raise
     txn.add_files(adds_from_written(written))
     if app_id is not None and app_version is not None:
         txn.set_app_transaction(app_id, app_version)
     metrics = _metrics(written)
     if mode == "overwrite":
-        metrics["numRemovedFiles"] = len(txn._removes)
+        metrics["numRemovedFiles"] = len(txn.removes)
         if where is not None:
             metrics["numDeletedRows"] = removed_rows
     new_files = [w.path for w in written] + [unquote(a.path) for a in rewritten]

@@ -162,7 +162,7 @@ class Transaction:
         *,
         isolation_level: str = WRITE_SERIALIZABLE,
         committer: Committer | None = None,
-        max_attempts: int = 10,
+        max_attempts: int = 50,
         backoff_base_ms: float = 10.0,
         backoff_max_ms: float = 1000.0,
         user_metadata: str | None = None,

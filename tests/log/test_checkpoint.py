@@ -237,6 +237,21 @@ def test_cleanup_keeps_everything_needed_within_retention(storage: Storage) -> N
         Snapshot.load(storage, 9)
 
 
+def test_cleanup_removes_old_temp_files_only(storage: Storage) -> None:
+    _table_with_checkpoints(storage, 12, (10,))
+    now = now_ms()
+    _backdate(storage, range(0, 11), now - 40 * DAY)
+    log_dir = Path(storage.to_fs_path("_delta_log"))
+    stale = log_dir / f".{3:020d}.json.{'a' * 32}.tmp"
+    fresh = log_dir / f".{12:020d}.json.{'b' * 32}.tmp"
+    for f in (stale, fresh):
+        f.write_bytes(b"partial")
+    os.utime(stale, ((now - 40 * DAY) / 1000,) * 2)
+    deleted = cleanup_expired_logs(storage, Snapshot.load(storage), 30 * DAY, now_ms=now)
+    assert f"_delta_log/{stale.name}" in deleted
+    assert not stale.exists() and fresh.exists()
+
+
 def test_cleanup_without_old_checkpoint_deletes_nothing(storage: Storage) -> None:
     _table_with_checkpoints(storage, 12, (10,))
     now = now_ms()

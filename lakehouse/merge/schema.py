@@ -1,0 +1,66 @@
+"""Schema evolution and transaction setup shared by MERGE, UPDATE and DELETE.
+
+A schema-evolving MERGE adds source columns to the target: the new schema is decided once, up
+front, by :func:`lakehouse.ops.enforce.reconcile_schema` (``schema_mode="merge"``), with column
+mapping ids assigned to the new fields when the table uses column mapping, and committed as a
+``metaData`` action (plus a protocol upgrade if the new schema needs one) in the same commit as
+the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from lakehouse.log.actions import Metadata, Protocol
+from lakehouse.log.features import protocol_for
+from lakehouse.log.schema import (
+    StructType,
+    assign_column_mapping,
+    column_mapping_mode,
+    max_column_id,
+    to_arrow,
+)
+from lakehouse.log.snapshot import Snapshot
+from lakehouse.ops.enforce import reconcile_schema
+from lakehouse.txn.transaction import Transaction
+
+
+def plain_schema(schema: StructType) -> pa.Schema:
+    """The logical Arrow schema without field metadata (the shape of rows we build)."""
+    from lakehouse.ops.enforce import _plain
+
+    return _plain(to_arrow(schema))
+
+
+def evolve_schema(snap: Snapshot, new_fields: pa.Schema) -> tuple[StructType, Metadata | None,
+                                                                   Protocol | None]:
+    """The table schema with ``new_fields`` added, and the metadata/protocol to commit (None when
+    unchanged)."""
+    if not len(new_fields):
+        return snap.schema, None, None
+    required = [f for f in to_arrow(snap.schema) if not f.nullable]
+    merged = reconcile_schema(snap.schema, pa.schema([*required, *new_fields]), "merge")
+    if merged == snap.schema:
+        return snap.schema, None, None
+    config: Mapping[str, str] = snap.configuration
+    if column_mapping_mode(config) != "none":
+        start = int(config.get("delta.columnMapping.maxColumnId", max_column_id(snap.schema)))
+        merged, max_id = assign_column_mapping(merged, start)
+        config = {**config, "delta.columnMapping.maxColumnId": str(max_id)}
+    metadata = snap.metadata.with_(schema_string=merged.to_json(), configuration=dict(config))
+    protocol = protocol_for(metadata.schema_string, metadata.configuration, snap.protocol)
+    return merged, metadata, protocol if protocol != snap.protocol else None
+
+
+def start_transaction(snap: Snapshot, operation: str, parameters: dict[str, Any],
+                      metadata: Metadata | None = None,
+                      protocol: Protocol | None = None) -> Transaction:
+    txn = Transaction(snap.storage, snap, operation, parameters)
+    if metadata is not None:
+        txn.set_metadata(metadata)
+    if protocol is not None:
+        txn.set_protocol(protocol)
+    return txn
