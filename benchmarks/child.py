@@ -44,7 +44,7 @@ def run_case(
     case_id: str, system_name: str, scale_name: str, root: Path, tag: str
 ) -> dict[str, Any]:
     """Run one measurement; returns the result record (status ok or error)."""
-    from benchmarks.systems import fixture_owner, make_system
+    from benchmarks.systems import fixture_owner, make_system, warm_up
     from benchmarks.workloads import CASES_BY_ID
     from benchmarks.workloads.base import Context
 
@@ -59,7 +59,9 @@ def run_case(
     )
     try:
         system = make_system(system_name)
-        CASES_BY_ID[case_id].run(system, ctx)
+        case = CASES_BY_ID[case_id]
+        warm_up(system, ctx.scratch_path("warm-up"), case.warm_up)
+        case.run(system, ctx)
         if ctx.elapsed is None:
             raise RuntimeError(f"case {case_id} timed nothing")
         result: dict[str, Any] = {"status": "ok"}

@@ -86,29 +86,55 @@ def build_table(directory: Path, commits: int, tail: int) -> Path:
     return table
 
 
-def measure(system: str, table: str) -> dict[str, Any]:
-    """Time one open at the latest version in this (fresh) process."""
+def build_warm_up_table(directory: Path) -> Path:
+    """A one-commit table opened untimed first, so first-use costs (lazy imports) stay untimed."""
+    from deltalake import write_deltalake
+
+    from benchmarks.data import small_batch
+
+    table = directory / "warm-up"
+    if not (table / "_delta_log").exists():
+        write_deltalake(str(table), small_batch(0, ROWS_PER_COMMIT))
+    return table
+
+
+def measure(system: str, table: str, warm_table: str) -> dict[str, Any]:
+    """Time one open at the latest version in this (fresh) process, after a warm-up open.
+
+    ``first_open_s`` is the warm-up: the first open of a one-commit table right after the import,
+    which shows what lazy imports and one-time initialisation cost a short-lived process.
+    """
     if system == "lakehouse":
         import lakehouse
 
-        start = time.perf_counter()
-        opened: Any = lakehouse.Table.open(table)
-        seconds = time.perf_counter() - start
-        version = opened.version
+        def open_table(uri: str) -> int:
+            return int(lakehouse.Table.open(uri).version)
     else:
         from deltalake import DeltaTable
 
-        start = time.perf_counter()
-        opened = DeltaTable(table)
-        seconds = time.perf_counter() - start
-        version = opened.version()
-    return {"seconds": seconds, "version": version}
+        def open_table(uri: str) -> int:
+            return int(DeltaTable(uri).version())
+
+    start = time.perf_counter()
+    open_table(warm_table)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    version = open_table(table)
+    return {"seconds": time.perf_counter() - start, "first_open_s": first, "version": version}
 
 
-def _run_child(system: str, table: Path) -> dict[str, Any]:
+def _run_child(system: str, table: Path, warm_table: Path) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "benchmarks.open_latest", "--measure", system, str(table)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.open_latest",
+        "--measure",
+        system,
+        str(table),
+        str(warm_table),
+    ]
     proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -127,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=int, default=10, help="commits after the checkpoint")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--measure", nargs=2, metavar=("SYSTEM", "TABLE"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)  # SYSTEM TABLE WARM_TABLE
     args = parser.parse_args(argv)
     if args.measure:
         try:
-            result = measure(args.measure[0], args.measure[1])
+            result = measure(*args.measure)
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(result))
@@ -139,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     table = build_table(args.out / "open_latest", args.commits, args.tail)
+    warm_table = build_warm_up_table(args.out / "open_latest")
     print(
         f"table: {args.commits} commits, checkpoint at version {args.commits - 1 - args.tail} "
         f"(built/reused in {time.perf_counter() - started:.1f} s)",
@@ -147,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
     for _ in range(args.repeat + 1):  # the first round is a discarded warm-up
         for system in SYSTEMS:
-            runs[system].append(_run_child(system, table))
+            runs[system].append(_run_child(system, table, warm_table))
     summary: dict[str, Any] = {"commits": args.commits, "tail": args.tail, "repeat": args.repeat}
     for system, results in runs.items():
         measured = results[1:]
@@ -157,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary[system] = {
                 "median_s": statistics.median(r["seconds"] for r in measured),
+                "median_first_open_s": statistics.median(r["first_open_s"] for r in measured),
                 "version": measured[0]["version"],
             }
         print(f"{system:<10} {summary[system]}", file=sys.stderr)

@@ -3,8 +3,9 @@
 Creates a small synthetic "training data" table, appends to it, reads an old version, upserts
 corrections with MERGE, shows the history, travels in time, compacts the small files and vacuums
 them, printing what happens at each step. Without a URI the table lives in a temporary directory
-that is removed at the end; with one (``s3://bucket/demo``, credentials from the environment or
-``AWS_*`` variables) the same steps run there and the table is left for you to inspect.
+that is removed at the end; with one (``s3://bucket/demo``, credentials from the environment's
+``AWS_*`` variables or ``-o KEY=VALUE`` storage options) the same steps run there and the table is
+left for you to inspect.
 """
 
 from __future__ import annotations
@@ -77,13 +78,15 @@ def _metrics(m: Any) -> dict[str, Any]:
     return dict(m) if isinstance(m, dict) else {"result": m}
 
 
-def run(uri: str) -> None:
+def run(uri: str, storage_options: dict[str, str] | None = None) -> None:
+    """Run the narrated workload on a new table at ``uri``."""
+    so = dict(storage_options or {})
     console.print(f"[bold]lakehouse {lakehouse.__version__} demo[/] on [green]{escape(uri)}[/]")
 
     _step(1, "Create", "Write 1,000 labelled examples partitioned by split (train/valid/test). "
                        "This commits version 0: Parquet files plus _delta_log/00..0.json.")
     t = lakehouse.write(uri, _frame(0, 1000, seed=1), partition_by="split",
-                        description="synthetic training data")
+                        description="synthetic training data", storage_options=so)
     _kv({"version": t.version, "rows": _count(t), "files": t.files().num_rows,
          "partitions": ", ".join(t.partition_columns)})
 
@@ -95,13 +98,13 @@ def run(uri: str) -> None:
 
     _step(3, "Read version 1", "Open the table as of version 1 (create + first micro-batch) and "
                                "count examples per split.")
-    v1 = Table.open(uri, version=1, storage_options=t.storage.storage_options)
+    v1 = Table.open(uri, version=1, storage_options=so)
     per_split = v1.to_polars().group_by("split").agg(pl.len().alias("rows")).sort("split")
     _frame_table(per_split, f"version {v1.version}")
 
     _step(4, "MERGE upsert", "Relabel 100 existing examples and insert 50 new ones in one atomic "
                              "commit: matched ids are updated, unmatched ones inserted.")
-    fixes = _frame(900, 150, seed=2).with_columns(pl.lit("relabelled").alias("text"))
+    fixes = _frame(1400, 150, seed=2).with_columns(pl.lit("relabelled").alias("text"))
     metrics = t.merge(fixes, "target.id = source.id") \
         .when_matched_update_all().when_not_matched_insert_all().execute()
     m = _metrics(metrics)
@@ -126,12 +129,13 @@ def run(uri: str) -> None:
 
     _step(6, "Time travel", "Old versions stay readable: by number or by commit time.")
     first = t.history()[-1]
-    v0 = Table.open(uri, version=0, storage_options=t.storage.storage_options)
-    at_ts = Table.open(uri, timestamp=first["timestamp"], storage_options=t.storage.storage_options)
+    v0 = Table.open(uri, version=0, storage_options=so)
+    v5 = Table.open(uri, version=5, storage_options=so)
+    at_ts = Table.open(uri, timestamp=first["timestamp"], storage_options=so)
     _kv({"rows at version 0": _count(v0), f"rows at version {t.version} (latest)": _count(t),
          f"version at {iso_ms(first['timestamp'])}": at_ts.version,
-         "row 950 then": v0.to_polars(filter="id = 950")["text"].to_list(),
-         "row 950 now": t.to_polars(filter="id = 950")["text"].to_list()})
+         "row 1450 at version 5": v5.to_polars(filter="id = 1450")["text"].to_list(),
+         "row 1450 now": t.to_polars(filter="id = 1450")["text"].to_list()})
 
     _step(7, "Optimize", "Appends and merges leave many small files; OPTIMIZE compacts each "
                          "partition into target-size files (dataChange=false: no row changes).")
@@ -162,7 +166,7 @@ def run(uri: str) -> None:
     _kv({"deleted files": len(res.files), "bytes freed": f"{res.size_in_bytes:,}",
          "latest version": t.version, "rows still readable": _count(t)})
     try:
-        _count(Table.open(uri, version=0, storage_options=t.storage.storage_options))
+        _count(Table.open(uri, version=0, storage_options=so))
         console.print("version 0 is still readable")
     except Exception as e:  # expected: its files are gone
         console.print(f"[yellow]reading version 0 now fails, as expected:[/] "
@@ -173,17 +177,27 @@ def run(uri: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    """``python -m lakehouse.demo [URI] [-o KEY=VALUE ...]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         console.print(__doc__)
         return 0
+    options: dict[str, str] = {}
+    while "-o" in args or "--storage-option" in args:
+        i = args.index("-o") if "-o" in args else args.index("--storage-option")
+        if i + 1 >= len(args) or "=" not in args[i + 1]:
+            console.print("[red]usage: python -m lakehouse.demo [URI] [-o KEY=VALUE ...][/]")
+            return 2
+        key, _, value = args.pop(i + 1).partition("=")
+        args.pop(i)
+        options[key] = value
     if args:
-        run(args[0])
+        run(args[0], options)
         console.print(f"Inspect it with: [bold]lakehouse history {escape(args[0])}[/]")
         return 0
     tmp = tempfile.mkdtemp(prefix="lakehouse-demo-")
     try:
-        run(f"{tmp}/training_data")
+        run(f"{tmp}/training_data", options)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         console.print(f"[dim](temporary table in {escape(tmp)} removed)[/]")

@@ -29,11 +29,10 @@ from lakehouse.scan import Scan
 if TYPE_CHECKING:
     import polars as pl
 
-    from lakehouse.merge.builder import MergeBuilder
-    from lakehouse.merge.metrics import DeleteMetrics, UpdateMetrics
-
     from lakehouse.log.checkpoint import CheckpointInfo
     from lakehouse.maintenance import OptimizeMetrics, RestoreMetrics, VacuumResult
+    from lakehouse.merge.builder import MergeBuilder
+    from lakehouse.merge.metrics import DeleteMetrics, UpdateMetrics
     from lakehouse.ops.alter import TableAlterer
 
 
@@ -180,11 +179,13 @@ class Table:
                 expression; files that cannot match are skipped before reading.
         """
         scan, read_cols = self._scan(columns, filter)
-        table = scan.to_arrow(read_cols)
+        table = scan.to_arrow(read_cols, row_filter=True)
         if filter is not None:
             table = table.filter(self._engine.filter_mask(table, filter))
             if columns is not None:
                 table = table.select(list(columns))
+        if table.num_columns == 0:  # cast() of a column-less table would drop the row count
+            return table
         return table.cast(_strip_delta_metadata(table.schema))
 
     def to_polars(self, columns: Sequence[str] | None = None, filter: Any = None) -> pl.DataFrame:
@@ -206,7 +207,7 @@ class Table:
 
     def count(self, filter: str | None = None) -> int:
         if filter is None:
-            return self.to_arrow(columns=[]).num_rows
+            return sum(t.num_rows for t in Scan(self._snapshot).iter_tables([]))
         return self.to_arrow(filter=filter).num_rows
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:

@@ -23,12 +23,31 @@ from benchmarks.data import DataFiles
 from benchmarks.systems import Scalar, System
 
 
+def _own_peak_kib() -> int | None:
+    """This process's peak RSS in KiB from ``/proc`` (Linux), or None elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    """Peak resident set size so far of this process and its waited-for children, in MiB."""
+    """Peak resident set size so far of this process and its waited-for children, in MiB.
+
+    On Linux the process's own peak comes from ``VmHWM``: ``ru_maxrss`` survives ``exec`` and so
+    starts at the launching process's peak, which would credit the harness's memory to every run.
+    """
     unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) * unit / 2**20
+    own = _own_peak_kib()
+    own_bytes = (
+        own * 1024 if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    )
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit
+    return max(own_bytes, children) / 2**20
 
 
 def clone_table(src: Path, dst: Path) -> None:
@@ -131,6 +150,8 @@ class Case:
     """``total`` (the timed section) or ``per commit``."""
     details: tuple[str, ...] = ()
     """Metric names worth showing in the report."""
+    warm_up: tuple[str, ...] = ()
+    """Operations run once on a tiny table first, so first-use costs stay untimed (see systems)."""
 
     @property
     def workload(self) -> str:

@@ -11,7 +11,7 @@ import multiprocessing
 from typing import Any
 
 from benchmarks.data import small_batch
-from benchmarks.systems import System, make_system
+from benchmarks.systems import System, make_system, warm_up
 from benchmarks.workloads.base import Case, Context
 
 WRITERS = 2
@@ -32,6 +32,7 @@ def append_worker(
     errors: list[str] = []
     try:
         system = make_system(system_name)
+        warm_up(system, f"{uri}-warm-up-{writer}", ("write",))
         batches = [small_batch(_first_id(writer, i, rows), rows) for i in range(appends)]
     except Exception as exc:
         ready.wait(READY_TIMEOUT_S)
@@ -104,5 +105,6 @@ CASES: tuple[Case, ...] = (
         frozenset({"lakehouse", "deltalake"}),
         unit="per commit",
         details=("commits_per_s", "commits", "lost_rows"),
+        warm_up=("write",),
     ),
 )

@@ -111,6 +111,7 @@ def _merge_cases() -> list[Case]:
                     MERGE,
                     (_fixture(dv),),
                     details=MERGE_DETAILS,
+                    warm_up=("upsert",),
                 )
             )
     return cases
@@ -132,6 +133,7 @@ def _dml_cases() -> list[Case]:
                         DML,
                         (_fixture(dv),),
                         details=DML_DETAILS,
+                        warm_up=(verb,),
                     )
                 )
     return cases

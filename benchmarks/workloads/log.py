@@ -59,13 +59,37 @@ def _vacuum(system: System, ctx: Context) -> None:
 
 CASES: tuple[Case, ...] = (
     Case(
-        "W6.commit", "Small append commits, one after another", _commits, TABLE, unit="per commit"
+        "W6.commit",
+        "Small append commits, one after another",
+        _commits,
+        TABLE,
+        unit="per commit",
+        warm_up=("write",),
     ),
     Case(
-        "W6.open_latest", "Open the latest version of the commit log", _open_latest, TABLE, ("log",)
+        "W6.open_latest",
+        "Open the latest version of the commit log",
+        _open_latest,
+        TABLE,
+        ("log",),
+        warm_up=("open",),
     ),
-    Case("W6.time_travel", "Open the log's middle version", _time_travel, TABLE, ("log",)),
-    Case("W6.history", "Open and list the full history", _history, TABLE, ("log",)),
+    Case(
+        "W6.time_travel",
+        "Open the log's middle version",
+        _time_travel,
+        TABLE,
+        ("log",),
+        warm_up=("write", "time_travel"),
+    ),
+    Case(
+        "W6.history",
+        "Open and list the full history",
+        _history,
+        TABLE,
+        ("log",),
+        warm_up=("history",),
+    ),
     Case(
         "W7.vacuum",
         "Vacuum (retention 0) after a full overwrite",
@@ -73,5 +97,6 @@ CASES: tuple[Case, ...] = (
         TABLE,
         ("overwritten",),
         details=("files_deleted",),
+        warm_up=("overwrite", "vacuum"),
     ),
 )

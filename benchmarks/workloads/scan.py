@@ -18,6 +18,7 @@ from benchmarks.workloads.base import Case, Context, count_data_files
 ALL = frozenset(SYSTEMS)
 NO_FAST = ALL - {"deltalake-fast"}  # deltalake-fast differs from deltalake only in reads and MERGE
 PARTITION_INDEX = 15
+READ = ("read",)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -74,6 +75,7 @@ CASES: tuple[Case, ...] = (
         _write(False),
         NO_FAST,
         details=("files_written",),
+        warm_up=("write",),
     ),
     Case(
         "W1.write_partitioned",
@@ -81,13 +83,38 @@ CASES: tuple[Case, ...] = (
         _write(True),
         NO_FAST,
         details=("files_written",),
+        warm_up=("write",),
     ),
-    Case("W2.scan_full", "Open and read every row and column", _scan(None), ALL, ("base",)),
     Case(
-        "W2.scan_2col", "Open and read two columns (key, f1)", _scan(["key", "f1"]), ALL, ("base",)
+        "W2.scan_full",
+        "Open and read every row and column",
+        _scan(None),
+        ALL,
+        ("base",),
+        warm_up=READ,
     ),
-    Case("W3.read_id_range", "Read a 1% id range (data skipping)", _id_range, ALL, ("base",)),
     Case(
-        "W3.read_partition", "Read one day from the partitioned table", _partition, ALL, ("part",)
+        "W2.scan_2col",
+        "Open and read two columns (key, f1)",
+        _scan(["key", "f1"]),
+        ALL,
+        ("base",),
+        warm_up=READ,
+    ),
+    Case(
+        "W3.read_id_range",
+        "Read a 1% id range (data skipping)",
+        _id_range,
+        ALL,
+        ("base",),
+        warm_up=READ,
+    ),
+    Case(
+        "W3.read_partition",
+        "Read one day from the partitioned table",
+        _partition,
+        ALL,
+        ("part",),
+        warm_up=READ,
     ),
 )

@@ -50,9 +50,11 @@ class FileBatch:
 
 
 def plan_batches(files: pa.Table, max_bytes: int | None = None,
-                 max_files: int = BATCH_FILES) -> Iterator[pa.Table]:
-    """Consecutive slices of ``files`` of at most ``max_bytes`` (at least one file each)."""
+                 max_files: int | None = None) -> Iterator[pa.Table]:
+    """Consecutive slices of ``files`` of at most ``max_bytes`` and ``max_files`` (defaults
+    :data:`BATCH_BYTES`, :data:`BATCH_FILES`), at least one file each."""
     limit = BATCH_BYTES if max_bytes is None else max_bytes
+    max_files = BATCH_FILES if max_files is None else max_files
     sizes = files["size"].to_numpy(zero_copy_only=False) if files.num_rows else np.array([])
     start, acc = 0, 0
     for i, size in enumerate(sizes):

@@ -123,7 +123,7 @@ class Scan:
         mask = prune_mask(expr, files.num_rows, pvals, stats, types)
         return files.filter(mask)
 
-    def _spec(self, columns: Sequence[str]) -> ReadSpec:
+    def _spec(self, columns: Sequence[str], row_filter: bool = False) -> ReadSpec:
         from lakehouse.log.schema import arrow_read_schema, physical_name
 
         snap = self.snapshot
@@ -136,7 +136,14 @@ class Scan:
         data_cols = [c for c in columns if c not in parts]
         phys_names = [physical_name(schema.field(c)) if mode != "none" else c for c in data_cols]
         data_physical = pa.schema([physical.field(n) for n in phys_names])
+        pushdown = None
+        if row_filter and self.expr is not None and mode == "none":
+            from lakehouse.scan.pushdown import to_dataset_filter
+
+            types = {n: logical.field(n).type for n in data_cols}
+            pushdown = to_dataset_filter(self.expr, types, {n: n for n in data_cols})
         return ReadSpec(
+            pushdown=pushdown,
             output=output,
             data_physical=data_physical,
             physical_to_logical=dict(zip(phys_names, data_cols, strict=True)),
@@ -159,11 +166,17 @@ class Scan:
             tasks.append(FileTask(p, dv, {k: v[i] for k, v in per_col.items()}))
         return tasks
 
-    def iter_tables(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
-        """Per-file tables in the projected logical schema, read with a bounded thread pool."""
+    def iter_tables(self, columns: Sequence[str] | None = None,
+                    row_filter: bool = False) -> Iterator[pa.Table]:
+        """Per-file tables in the projected logical schema, read with a bounded thread pool.
+
+        With ``row_filter`` the scan's predicate is also pushed into the Parquet reader (row groups
+        skipped, non-matching rows dropped where it can tell); without it every row of each file
+        is returned, which rewrites (DELETE, UPDATE, MERGE) rely on.
+        """
         cols = list(columns) if columns is not None else (
             list(self.columns) if self.columns is not None else self.snapshot.arrow_schema.names)
-        spec = self._spec(cols)
+        spec = self._spec(cols, row_filter)
         tasks = self.tasks()
         storage = self.snapshot.storage
         if len(tasks) <= 1:
@@ -173,9 +186,12 @@ class Scan:
         with ThreadPoolExecutor(min(MAX_READ_THREADS, len(tasks))) as pool:
             yield from pool.map(lambda t: read_file(storage, t, spec), tasks)
 
-    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """All rows of the pruned files (row filtering is applied by the caller's engine)."""
+    def to_arrow(self, columns: Sequence[str] | None = None, row_filter: bool = False) -> pa.Table:
+        """Rows of the pruned files; the caller's engine applies the exact row filter.
+
+        ``row_filter=True`` lets the Parquet reader drop rows the predicate surely excludes.
+        """
         cols = list(columns) if columns is not None else None
         schema = self._spec(cols if cols is not None else (
             list(self.columns) if self.columns is not None else self.snapshot.arrow_schema.names)).output
-        return concat(list(self.iter_tables(cols)), schema)
+        return concat(list(self.iter_tables(cols, row_filter)), schema)

@@ -38,6 +38,7 @@ class ReadSpec:
     match_by_id: bool
     needs_rename: bool
     schema: Any                        # the Delta StructType of the table (for renames)
+    pushdown: Any = None               # pyarrow dataset expression (superset filter) or None
 
 
 def read_file(storage: Storage, task: FileTask, spec: ReadSpec) -> pa.Table:
@@ -55,7 +56,14 @@ def read_file(storage: Storage, task: FileTask, spec: ReadSpec) -> pa.Table:
                 want = [n for n in spec.data_physical.names if n in file_names]
             num_rows = pf.metadata.num_rows
             data = pa.table({})
-            if want is None or want:
+            if spec.pushdown is not None and not task.deletion_vector and want:
+                import pyarrow.dataset as ds
+
+                frag = ds.ParquetFileFormat().make_fragment(to_path(task.path), fs)
+                data = frag.to_table(columns=want, filter=spec.pushdown,
+                                     schema=pf.schema_arrow, use_threads=True)
+                num_rows = data.num_rows
+            elif want is None or want:
                 data = pf.read(columns=want, use_threads=True)
     except FileNotFoundError as e:
         raise ProtocolError(
@@ -112,6 +120,9 @@ def _deleted_rows(storage: Storage, dv: Mapping[str, Any]) -> np.ndarray:
 
 
 def concat(tables: Sequence[pa.Table], schema: pa.Schema) -> pa.Table:
+    if len(schema) == 0:  # no columns (e.g. counting): keep the row count
+        n = sum(t.num_rows for t in tables)
+        return pa.table({"__rows": pa.nulls(n)}).drop_columns(["__rows"])
     tables = [t for t in tables if t.num_rows or t.num_columns]
     if not tables:
         return schema.empty_table()

@@ -86,11 +86,15 @@ def test_where_selects_partitions(tmp_path: Path) -> None:
 
 
 def test_zorder_keys_follow_the_morton_curve() -> None:
-    grid = pa.table({"x": [0, 1, 0, 1, 2, 3], "y": [0, 0, 1, 1, 0, 0]})
-    keys = zorder_keys(grid, ["x", "y"]).tolist()
-    # interleaving x then y: (0,0) < (0,1) < (1,0) < (1,1) < (2,0) < (3,0)
-    order = np.argsort(keys, kind="stable").tolist()
-    assert order == [0, 2, 1, 3, 4, 5]
+    xs, ys = np.meshgrid(np.arange(4), np.arange(4))
+    x, y = xs.ravel()[::-1].copy(), ys.ravel()[::-1].copy()  # scrambled input order
+    keys = zorder_keys(pa.table({"x": x, "y": y}), ["x", "y"])
+    # equal cardinalities: ranks scale alike, so the order is the plain Morton order
+    morton = ((x >> 1) & 1) << 3 | ((y >> 1) & 1) << 2 | (x & 1) << 1 | (y & 1)
+    assert np.argsort(keys, kind="stable").tolist() == np.argsort(morton, kind="stable").tolist()
+    assert len(set(keys.tolist())) == 16
+    with_nulls = zorder_keys(pa.table({"s": ["b", None, "a", "b"]}), ["s"]).tolist()
+    assert with_nulls[2] < with_nulls[0] == with_nulls[3] < with_nulls[1]
 
 
 def test_zorder_sorts_and_splits_by_target_size(tmp_path: Path) -> None:

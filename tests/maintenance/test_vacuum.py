@@ -180,3 +180,17 @@ def test_change_data_and_outside_root(tmp_path: Path) -> None:
     assert res.files == ["_change_data/cdc-new.parquet"]
     assert outside.exists()
     assert oracle_rows(root) == [{"id": 1}, {"id": 2}]
+
+
+def test_progress_bars_do_not_change_results(tmp_path: Path) -> None:
+    from lakehouse.io.storage import Storage
+    from lakehouse.maintenance.vacuum import _delete
+
+    storage = Storage.for_uri(str(tmp_path / "many"))
+    paths = [f"d/f{i:04d}.bin" for i in range(250)]
+    for p in paths[:10]:
+        storage.write_bytes(p, b"x")
+    _delete(storage, paths, progress=True)
+    assert storage.list_recursive("") == []
+    t = _table(tmp_path / "p")
+    assert t.optimize(progress=True).num_files_added == 2

@@ -84,7 +84,7 @@ def test_rename_and_drop_need_column_mapping(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")
     t = lakehouse.write(uri, pa.table({"a": [1], "b": [2]}))
     for call in (lambda: t.alter.rename_column("a", "z"), lambda: t.alter.drop_column("b")):
-        with pytest.raises(InvalidArgumentError, match="delta.columnMapping.mode") as err:
+        with pytest.raises(InvalidArgumentError, match=r"delta\.columnMapping\.mode") as err:
             call()
         assert "set_properties" in str(err.value)
     assert Table.open(uri).version == 0

@@ -7,7 +7,7 @@ same files on disk).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,8 +20,6 @@ from lakehouse import Table
 from lakehouse.engine import Engine
 from lakehouse.errors import ConstraintViolationError, InvalidArgumentError, SchemaMismatchError
 from tests.ops._util import commit_actions, listing, rows
-
-UTC = timezone.utc
 
 
 def _base(uri: str, **kwargs: object) -> Table:
@@ -197,7 +195,7 @@ def test_not_null_violation(tmp_path: Path) -> None:
     assert t.schema.field("id").nullable is False
     t.append(pa.table({"id": pa.array([1], pa.int64()), "v": ["ok"]}))
     before = listing(uri)
-    with pytest.raises(ConstraintViolationError, match="NOT NULL.*'id'"):
+    with pytest.raises(ConstraintViolationError, match=r"NOT NULL.*'id'"):
         t.append(pa.table({"id": pa.array([2, None], pa.int64()), "v": ["a", "b"]}))
     with pytest.raises(SchemaMismatchError, match="NOT NULL"):
         t.append(pa.table({"v": ["missing id"]}))
@@ -269,5 +267,5 @@ def test_generated_columns(tmp_path: Path, engine: Engine) -> None:
 
 
 def test_bad_column_mapping_mode_property(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match="columnMapping.mode"):
+    with pytest.raises(InvalidArgumentError, match=r"columnMapping\.mode"):
         _base(str(tmp_path / "t"), properties={"delta.columnMapping.mode": "bogus"})

@@ -88,7 +88,7 @@ def lazy_frame(scan: Scan) -> pl.LazyFrame:
         else:
             cols_read = list(cols)
         remaining = n_rows
-        for t in s.iter_tables(cols_read):
+        for t in s.iter_tables(cols_read, row_filter=True):
             df = pl.from_arrow(t, rechunk=False)
             assert isinstance(df, pl.DataFrame)
             if predicate is not None:
