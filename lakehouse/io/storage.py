@@ -204,8 +204,13 @@ class Storage:
                 it = os.scandir(fs_dir)
             except (FileNotFoundError, NotADirectoryError):
                 return []
+            skip_before = None
+            if start_after is not None and start_after.startswith(rel_dir.strip("/") + "/"):
+                skip_before = start_after.rsplit("/", 1)[-1]
             with it:
                 for entry in it:
+                    if skip_before is not None and entry.name <= skip_before:
+                        continue  # cheap name filter before the stat() call
                     # a file may vanish between listing and stat (e.g. a commit's temp file)
                     try:
                         if not entry.is_file():

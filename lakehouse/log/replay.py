@@ -82,8 +82,24 @@ class ReplayResult:
     latest_commit_info: Mapping[str, Any] | None
 
 
-def replay(storage: Storage, segment: LogSegment) -> ReplayResult:
-    """Replay ``segment`` into the table state at ``segment.version``."""
+@dataclass(frozen=True, slots=True, eq=False)
+class BaseState:
+    """An already reconciled state (a checkpoint, or an earlier snapshot) to replay on top of."""
+
+    adds: pa.Table
+    removes: pa.Table
+    protocol: Protocol | None
+    metadata: Metadata | None
+    txns: Sequence[Txn]
+    domains: Sequence[DomainMetadata]
+
+
+def replay(storage: Storage, segment: LogSegment, base: BaseState | None = None) -> ReplayResult:
+    """Replay ``segment`` into the table state at ``segment.version``.
+
+    With ``base`` (the state at the version just before ``segment.commits``), the checkpoint is
+    not read: only the commits are folded on top of it (incremental update of a snapshot).
+    """
     commit_blobs = storage.read_many([c.path for c in segment.commits])
     commits = [decode_commit(b, c.path) for c, b in zip(segment.commits, commit_blobs, strict=True)]
 
@@ -125,8 +141,12 @@ def replay(storage: Storage, segment: LogSegment) -> ReplayResult:
 
     cp_adds = pa.Table.from_pylist([], schema=ADD_SCHEMA)
     cp_removes = pa.Table.from_pylist([], schema=REMOVE_SCHEMA)
-    if segment.checkpoint:
+    cp: _Checkpoint | BaseState | None = None
+    if base is not None:
+        cp = base
+    elif segment.checkpoint:
         cp = _read_checkpoint(storage, segment.checkpoint)
+    if cp is not None:
         cp_adds, cp_removes = cp.adds, cp.removes
         protocol = protocol or cp.protocol
         metadata = metadata or cp.metadata

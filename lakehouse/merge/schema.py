@@ -25,6 +25,7 @@ from lakehouse.log.schema import (
 )
 from lakehouse.log.snapshot import Snapshot
 from lakehouse.ops.enforce import reconcile_schema
+from lakehouse.txn.conflicts import ISOLATION_LEVELS
 from lakehouse.txn.transaction import Transaction
 
 
@@ -58,7 +59,11 @@ def evolve_schema(snap: Snapshot, new_fields: pa.Schema) -> tuple[StructType, Me
 def start_transaction(snap: Snapshot, operation: str, parameters: dict[str, Any],
                       metadata: Metadata | None = None,
                       protocol: Protocol | None = None) -> Transaction:
-    txn = Transaction(snap.storage, snap, operation, parameters)
+    """A transaction at the table's ``delta.isolationLevel`` (default WriteSerializable)."""
+    level = str(snap.configuration.get("delta.isolationLevel", "WriteSerializable"))
+    if level not in ISOLATION_LEVELS:
+        level = "WriteSerializable"
+    txn = Transaction(snap.storage, snap, operation, parameters, isolation_level=level)
     if metadata is not None:
         txn.set_metadata(metadata)
     if protocol is not None:

@@ -17,6 +17,7 @@ Output rows are buffered and written in large chunks, so many small batches stil
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +51,21 @@ def cdf_enabled(configuration: Mapping[str, str]) -> bool:
 
 def with_change_type(table: pa.Table, change_type: str) -> pa.Table:
     return table.append_column(CHANGE_TYPE, pa.array([change_type] * table.num_rows, pa.string()))
+
+
+def _wide_bounds(stats: str | None) -> str | None:
+    """``stats`` marked ``tightBounds: false``: once a DV hides rows, min/max/nullCount still
+    bound the live rows but are no longer exact (readers must not answer aggregates from them)."""
+    if not stats:
+        return stats
+    try:
+        parsed = json.loads(stats)
+    except ValueError:
+        return stats
+    if not isinstance(parsed, dict) or parsed.get("tightBounds") is False:
+        return stats
+    parsed["tightBounds"] = False
+    return json.dumps(parsed, separators=(",", ":"))
 
 
 class _Sink:
@@ -195,7 +211,7 @@ class ChangeWriter:
             self.adds.append(Add(
                 path=row["path"], partition_values=dict(pv) if pv else {}, size=row["size"],
                 modification_time=row["modificationTime"], data_change=True,
-                stats=row.get("stats"), tags=dict(row["tags"]) if row.get("tags") else None,
+                stats=_wide_bounds(row.get("stats")), tags=dict(row["tags"]) if row.get("tags") else None,
                 deletion_vector=desc.to_dict(), base_row_id=row.get("baseRowId"),
                 default_row_commit_version=row.get("defaultRowCommitVersion")))
             self.counters.dvs_added += 1

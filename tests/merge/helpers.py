@@ -17,15 +17,16 @@ def rows(table: Table | pa.Table, key: str = "id") -> list[dict[str, Any]]:
     return sorted(t.to_pylist(), key=lambda r: (r[key] is not None, r[key], repr(r)))
 
 
-def deltalake_rows(path: Path | str, columns: list[str]) -> list[dict[str, Any]]:
+def deltalake_rows(path: Path | str, schema: pa.Schema) -> list[dict[str, Any]]:
+    """deltalake's reading (QueryBuilder: the reader that supports deletion vectors)."""
     from deltalake import DeltaTable, QueryBuilder
 
-    cols = ", ".join(f'"{c}"' for c in columns)
+    cols = ", ".join(f'"{c}"' for c in schema.names)
     reader = QueryBuilder().register("t", DeltaTable(str(path))).execute(f"select {cols} from t")
-    return rows(pa.table(reader.read_all()).select(columns), columns[0])
+    return rows(pa.table(reader.read_all()).select(schema.names).cast(schema), schema.names[0])
 
 
-def duckdb_rows(path: Path | str, columns: list[str]) -> list[dict[str, Any]] | None:
+def duckdb_rows(path: Path | str, schema: pa.Schema) -> list[dict[str, Any]] | None:
     """DuckDB's reading, or None when the delta extension cannot be loaded here."""
     try:
         import duckdb
@@ -37,7 +38,7 @@ def duckdb_rows(path: Path | str, columns: list[str]) -> list[dict[str, Any]] | 
         con.execute(f"LOAD '{ext}'")
     except Exception:
         return None
-    cols = ", ".join(f'"{c}"' for c in columns)
+    cols = ", ".join(f'"{c}"' for c in schema.names)
     result = con.execute(f"select {cols} from delta_scan('{path}')").arrow()
     table = result.read_all() if isinstance(result, pa.RecordBatchReader) else pa.table(result)
-    return rows(table.select(columns), columns[0])
+    return rows(table.select(schema.names).cast(schema), schema.names[0])

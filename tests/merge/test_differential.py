@@ -95,9 +95,10 @@ def reference(target: list[Row], source: list[Row], clauses: list[tuple]) -> lis
     inserts = [c for c in clauses if c[0] == "insert"]
     only_delete = len(matched) == 1 and matched[0][1] == "delete" and matched[0][2] is None
 
-    def first(cands: list[tuple], test: Callable[[Any], bool | None]) -> tuple | None:
+    def first(cands: list[tuple], *row: Row) -> tuple | None:
+        """The first clause whose condition is TRUE for ``row`` (None = unconditional)."""
         for c in cands:
-            if c[2] is None or test(c[2]):
+            if c[2] is None or c[2][1](*row):
                 return c
         return None
 
@@ -105,8 +106,7 @@ def reference(target: list[Row], source: list[Row], clauses: list[tuple]) -> lis
     for ti, t in enumerate(target):
         ms = matches.get(ti, [])
         if ms:
-            applying = [(source[si], c) for si in ms
-                        if (c := first(matched, lambda cond, si=si: cond[1](t, source[si])))]
+            applying = [(source[si], c) for si in ms if (c := first(matched, t, source[si]))]
             if len(applying) > 1 and not only_delete:
                 raise MergeCardinalityError("reference: ambiguous")
             if not applying:
@@ -116,7 +116,7 @@ def reference(target: list[Row], source: list[Row], clauses: list[tuple]) -> lis
             if c[1] != "delete":
                 out.append(c[3][1](t, s))
             continue
-        c = first(nmbs, lambda cond: cond[1](t))
+        c = first(nmbs, t)
         if c is None:
             out.append(dict(t))
         elif c[1] != "delete":
@@ -124,7 +124,7 @@ def reference(target: list[Row], source: list[Row], clauses: list[tuple]) -> lis
     for si, s in enumerate(source):
         if si in matched_sources:
             continue
-        c = first(inserts, lambda cond: cond[1](s))
+        c = first(inserts, s)
         if c is not None:
             out.append(c[3][1](s))
     return out
