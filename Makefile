@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
+BASE   := $(VENV)/.installed
 URI    ?=
 
 .PHONY: demo test test-all test-cloud test-spark lint bench-ci bench install clean
@@ -16,9 +17,13 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[dev,s3,azure,gcs]"
 	touch $(STAMP)
 
+$(BASE): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $(BASE)
+
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(PY) -m lakehouse.demo $(URI)
 
 lint: $(STAMP)
