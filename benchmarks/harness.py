@@ -208,7 +208,11 @@ def run(options: Options) -> Path:
     meta = {
         "command": options.command,
         "scale": options.scale.name,
-        "sizes": {k: v for k, v in asdict(options.scale).items() if k not in ("name", "timeout_s")},
+        "sizes": {
+            k: v
+            for k, v in asdict(options.scale).items()
+            if k not in ("name", "timeout_s", "repeat", "warmup", "jobs")
+        },
         "systems": list(options.systems),
         "repeat": options.repeat,
         "warmup": options.warmup,

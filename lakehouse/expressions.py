@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
-
-import sqlglot
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 DIALECT = "spark"
 
@@ -81,11 +81,12 @@ class Opaque:
 Expr = Compare | In | IsNull | And | Or | Not | Literal | Opaque
 
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_OPS = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 
 
 def parse_sql(sql: str) -> exp.Expression:
     """Parse a SQL boolean expression (Spark dialect) or raise InvalidArgumentError."""
+    import sqlglot
+
     if not isinstance(sql, str) or not sql.strip():
         raise InvalidArgumentError(f"a predicate must be a non-empty SQL string, got {sql!r}")
     try:
@@ -112,10 +113,14 @@ def to_engine_sql(sql: str) -> str:
 
 def referenced_columns(sql: str) -> set[str]:
     """Unqualified names of the columns a SQL expression references."""
+    from sqlglot import exp
+
     return {c.name for c in parse_sql(sql).find_all(exp.Column)}
 
 
 def _column(e: exp.Expression, strip: str | None) -> str | None:
+    from sqlglot import exp
+
     if isinstance(e, exp.Paren):
         return _column(e.this, strip)
     if isinstance(e, exp.Column):
@@ -133,6 +138,8 @@ _NO_VALUE = object()
 
 
 def _literal(e: exp.Expression) -> Any:
+    from sqlglot import exp
+
     if isinstance(e, exp.Paren):
         return _literal(e.this)
     if isinstance(e, exp.Literal):
@@ -167,6 +174,9 @@ def _literal(e: exp.Expression) -> Any:
 
 def from_sqlglot(e: exp.Expression, strip: str | None = None) -> Expr:
     """Convert a parsed sqlglot expression to :data:`Expr` (unknown shapes become Opaque)."""
+    from sqlglot import exp
+
+    ops = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
     if isinstance(e, exp.Paren):
         return from_sqlglot(e.this, strip)
     if isinstance(e, exp.And):
@@ -184,7 +194,7 @@ def from_sqlglot(e: exp.Expression, strip: str | None = None) -> Expr:
         return Not(from_sqlglot(inner, strip))
     if isinstance(e, exp.Boolean):
         return Literal(bool(e.this))
-    for cls, op in _OPS.items():
+    for cls, op in ops.items():
         if isinstance(e, cls):
             lc, rc = _column(e.this, strip), _column(e.expression, strip)
             if lc is not None and rc is None:

@@ -60,7 +60,7 @@ class Table:
     def __init__(self, snapshot: Snapshot, engine: str | Engine | None = None,
                  pinned: bool = False) -> None:
         self._snapshot = snapshot
-        self._engine = get_engine(engine)
+        self._engine_spec = engine  # resolved on first use: opening a table imports no engine
         self._pinned = pinned
 
     # ------------------------------------------------------------------ opening
@@ -99,7 +99,11 @@ class Table:
 
     @property
     def engine(self) -> Engine:
-        return self._engine
+        return get_engine(self._engine_spec)
+
+    @property
+    def _engine(self) -> Engine:
+        return get_engine(self._engine_spec)
 
     @property
     def version(self) -> int:
@@ -363,8 +367,8 @@ class Table:
         """
         from lakehouse.merge.builder import MergeBuilder
 
-        return MergeBuilder(self, source, on if isinstance(on, str) else tuple(on),
-                            source_alias, target_alias, schema_evolution)
+        keys: Any = tuple(on) if isinstance(on, list | tuple) else on
+        return MergeBuilder(self, source, keys, source_alias, target_alias, schema_evolution)
 
     def update(self, set: Mapping[str, Any], where: Any = None) -> UpdateMetrics:
         """Set columns (``{"x": "x + 1"}``, SQL or polars expressions) on rows matching ``where``

@@ -44,7 +44,7 @@ class Clause:
 
     def describe(self) -> dict[str, str]:
         """Delta's ``{"predicate": ..., "actionType": ...}`` entry for ``operationParameters``."""
-        out = {"actionType": self.action}
+        out: dict[str, str] = {"actionType": self.action}
         if self.condition is not None:
             out["predicate"] = str(self.condition)
         return out
@@ -92,7 +92,8 @@ class MergeBuilder:
         if isinstance(self.on, str):
             if not self.on.strip():
                 raise InvalidArgumentError("on= must be a SQL condition or column name(s)")
-        elif not self.on or not all(isinstance(c, str) and c for c in self.on):
+        elif not isinstance(self.on, tuple) or not self.on \
+                or not all(isinstance(c, str) and c for c in self.on):
             raise InvalidArgumentError(
                 f"on= must be a SQL condition, a column name or a list of column names; got {self.on!r}"
             )

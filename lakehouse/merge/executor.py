@@ -156,6 +156,9 @@ def execute_merge(b: MergeBuilder) -> MergeMetrics:
     txn.add_files(adds)
     txn.add_actions(cdc)
     metrics = MergeMetrics.from_counters(c, int((time.monotonic() - t0) * 1000))
+    if not (adds or removes or cdc or metadata is not None):
+        table._advance(snap)        # nothing changed: no empty commit (as Delta)
+        return replace(metrics, version=snap.version)
     result = txn.commit(metrics.operation_metrics())
     table._advance(Snapshot.load(snap.storage, version=result.version))
     return replace(metrics, version=result.version)

@@ -47,7 +47,8 @@ class MergeMetrics:
 
     ``num_target_files_scanned`` counts files read at least partly (key columns) and
     ``num_target_files_skipped`` those pruned by partition values and key statistics without
-    being opened. ``version`` is the table version the MERGE committed.
+    being opened. ``version`` is the table version the MERGE committed, or the version it read
+    when nothing changed (then, as in Delta, no commit is made).
     """
 
     num_source_rows: int

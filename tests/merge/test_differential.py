@@ -209,11 +209,15 @@ def _run(target: list[Row], source: list[Row], clauses: list[tuple], dv: bool,
             _apply(t.merge(src, "target.id = source.id"), clauses).execute()
         assert t.version == before_version
         return
+    read_version = t.version
     m = _apply(t.merge(src, "target.id = source.id"), clauses).execute()
     got = t.to_arrow().to_pylist()
     assert _multiset(got) == _multiset(want)
     assert m.num_output_rows >= m.num_target_rows_inserted + m.num_target_rows_updated
-    if cdf:
+    if m.version == read_version:   # nothing changed: no commit
+        assert m.num_output_rows == m.num_target_rows_deleted == 0
+        assert _multiset(got) == _multiset(target)
+    elif cdf:
         ch = t.changes(t.version).to_pylist()
         kinds = {k: [r for r in ch if r["_change_type"] == k]
                  for k in ("insert", "delete", "update_preimage", "update_postimage")}

@@ -140,8 +140,15 @@ def test_deletion_vectors_accumulate_over_operations(tmp_path: Path) -> None:
         [{"id": i, "v": 0} for i in range(5, 9)]
     original = [f for f in t.files().to_pylist() if f["deletionVector"]]
     assert len(original) == 1 and original[0]["deletionVector"]["cardinality"] == 5
+    assert '"tightBounds":false' in original[0]["stats"]
     m = t.delete("id >= 0")
     assert m.num_deleted_rows == 7 and t.to_arrow().num_rows == 0
+
+
+def test_update_or_delete_matching_nothing_makes_no_commit() -> None:
+    t = _table("memory://dml-noop", {})
+    assert t.update({"v": "0"}, where="id > 1000").version == 1
+    assert t.delete("v < 0").version == 1 and t.version == 1
 
 
 def test_delete_rejects_bad_predicate_and_time_travel() -> None:

@@ -340,3 +340,12 @@ def test_many_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     dup = pa.table({"id": [45, 45], "v": [1, 2]})
     with pytest.raises(MergeCardinalityError):
         t.merge(dup, "id").when_matched_update_all().execute()
+
+
+def test_merge_that_changes_nothing_makes_no_commit() -> None:
+    t = _people("memory://merge-noop")
+    m = t.merge(pa.table({"id": [1]}), "id").when_matched_update(
+        set={"n": "0"}, condition="false").execute()
+    assert m.version == 0 and t.version == 0 and len(t.history()) == 1
+    with pytest.raises(InvalidArgumentError, match="on="):
+        t.merge(pa.table({"id": [1]}), pl.col("id"))  # type: ignore[arg-type]
