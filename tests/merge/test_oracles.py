@@ -75,3 +75,28 @@ def test_oracles_read_merge_update_delete_results(tmp_path: Path, case: str) -> 
     check()
     got = rows(t)
     assert got and all(r["part"] != "p1" and r["flag"] is False for r in got)
+
+
+SPARK_DV = Path(__file__).resolve().parents[2] / ".." / "shared" / "delta-tables" / \
+    "delta-kernel-java" / "basic-dv-no-checkpoint"
+
+
+@pytest.mark.skipif(not SPARK_DV.exists(), reason="shared Delta test tables not present")
+def test_dml_on_a_spark_written_dv_table(tmp_path: Path) -> None:
+    import shutil
+
+    uri = str(tmp_path / "t")
+    shutil.copytree(SPARK_DV, uri)
+    t = Table.open(uri)
+    before = sorted(r["id"] for r in t.to_arrow().to_pylist())
+    victim, other = before[0], before[-1]
+    t.delete(f"id = {victim}")                       # extends Spark's DV on that file
+    t.update({"id": "id + 1000"}, where=f"id = {other}")
+    (t.merge(pa.table({"id": pa.array([before[1], 5000], pa.int64())}), "id")
+     .when_matched_delete().when_not_matched_insert_all().execute())
+    want = sorted([i for i in before if i not in (victim, other, before[1])] + [other + 1000, 5000])
+    assert sorted(r["id"] for r in Table.open(uri).to_arrow().to_pylist()) == want
+    schema = Table.open(uri).schema
+    assert [r["id"] for r in deltalake_rows(uri, schema)] == want
+    duck = duckdb_rows(uri, schema)
+    assert duck is None or [r["id"] for r in duck] == want

@@ -54,6 +54,10 @@ class PolarsEngine:
             t = data.to_arrow(compat_level=pl.CompatLevel.oldest())
             return pa.RecordBatchReader.from_batches(t.schema, t.to_batches())
         mod = type(data).__module__
+        if mod.startswith("pyspark") and hasattr(data, "toArrow"):
+            from lakehouse.engine._spark.convert import spark_frame_to_reader
+
+            return spark_frame_to_reader(data)  # Spark DataFrame: collected via toArrow()
         if mod.startswith("pandas"):
             t = pa.Table.from_pandas(data, preserve_index=False)
             return pa.RecordBatchReader.from_batches(t.schema, t.to_batches())

@@ -1,0 +1,20 @@
+"""``lakehouse.spark.register(spark)``: enable ``format("lakehouse")`` on a SparkSession.
+
+Importing this module does not import PySpark; :func:`register` does (``pip install
+'lakehouse[spark]'``, Java 17+).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(spark: Any, *, filter_pushdown: bool = True) -> None:
+    """Register the ``lakehouse`` data source with ``spark`` (see
+    :func:`lakehouse.engine._spark.register`)."""
+    from lakehouse.engine._spark import register as _register
+
+    _register(spark, filter_pushdown=filter_pushdown)
+
+
+__all__ = ["register"]
