@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakehouse.log.deletion_vectors import DeletionVectorDescriptor, read_deletion_vector
 from lakehouse.log.snapshot import Snapshot
@@ -121,17 +120,3 @@ def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str]) -> F
         physical_rows=physical,
         old_deleted=old_deleted,
     )
-
-
-def live_row_count(files: pa.Table) -> int:
-    """Live rows of ``files`` per their stats (``numRecords`` less deletion-vector cardinality)."""
-    from lakehouse.scan.stats import parse_stats
-
-    if files.num_rows == 0:
-        return 0
-    st = parse_stats(files["stats"], {})
-    n = pc.sum(st.num_records).as_py() or 0
-    dv = files["deletionVector"].combine_chunks()
-    if len(dv):
-        n -= pc.sum(pc.struct_field(dv, "cardinality")).as_py() or 0
-    return int(n)

@@ -30,10 +30,11 @@ from lakehouse.log.actions import Add, Cdc, Remove, now_ms
 from lakehouse.log.deletion_vectors import write_deletion_vectors
 from lakehouse.log.schema import PrimitiveType, StructField, StructType, column_mapping_mode
 from lakehouse.log.snapshot import Snapshot
-from lakehouse.merge.files import FileBatch, live_row_count
+from lakehouse.merge.files import FileBatch
 from lakehouse.merge.metrics import Counters
 from lakehouse.ops.enforce import BatchConformer
 from lakehouse.ops.rewrite import adds_from_written, remove_for_row
+from lakehouse.scan.stats import live_row_count
 
 CHANGE_TYPE = "_change_type"
 #: Arrow bytes of output rows buffered before they are written out.

@@ -19,6 +19,7 @@ from lakehouse.io.parquet import WriterOptions, write_data_files
 from lakehouse.log.actions import Add, Remove, now_ms
 from lakehouse.log.snapshot import Snapshot
 from lakehouse.scan import Scan
+from lakehouse.scan.stats import live_row_count
 
 
 @dataclass
@@ -77,7 +78,7 @@ def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
             doomed = candidates.filter(mask)
             res.removes = [remove_for_row(r, ts) for r in doomed.to_pylist()]
             res.read_paths = doomed["canonical_path"].to_pylist()
-            res.num_deleted_rows = _record_count(doomed)
+            res.num_deleted_rows = live_row_count(doomed)
             res.num_files_scanned = 0
             res.num_files_skipped = snapshot.files.num_rows - doomed.num_rows
             res.scan_time_ms = int((time.monotonic() - t0) * 1000)
@@ -114,16 +115,3 @@ def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
     res.scan_time_ms = int((time.monotonic() - t0) * 1000) - res.rewrite_time_ms
     return res
 
-
-def _record_count(files: pa.Table) -> int:
-    """Rows in ``files`` per their stats (less deletion-vector cardinality)."""
-    from lakehouse.scan.stats import parse_stats
-
-    if files.num_rows == 0:
-        return 0
-    st = parse_stats(files["stats"], {})
-    n = pc.sum(st.num_records).as_py() or 0
-    dv = files["deletionVector"].combine_chunks()
-    if len(dv):
-        n -= pc.sum(pc.struct_field(dv, "cardinality")).as_py() or 0
-    return int(n)

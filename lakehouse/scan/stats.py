@@ -132,3 +132,15 @@ def _typed(arr: pa.Array, t: pa.DataType, is_max: bool) -> pa.Array:
         return arr
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.nulls(len(arr), _json_type(t) or pa.null())
+
+
+def live_row_count(files: pa.Table) -> int:
+    """Live rows of ``files`` per their stats (``numRecords`` less deletion-vector cardinality)."""
+    if files.num_rows == 0:
+        return 0
+    st = parse_stats(files["stats"], {})
+    n = pc.sum(st.num_records).as_py() or 0
+    dv = files["deletionVector"].combine_chunks()
+    if len(dv):
+        n -= pc.sum(pc.struct_field(dv, "cardinality")).as_py() or 0
+    return int(n)
