@@ -14,7 +14,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[dev,s3,azure,gcs]"
+	$(PY) -m pip install -q -e ".[dev,s3,azure,gcs,spark]"
 	touch $(STAMP)
 
 $(BASE): pyproject.toml | $(PY)
@@ -36,6 +36,10 @@ test: $(STAMP) lint
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup --run-slow tests
+
+# Only the Spark integration tests (one local SparkSession; needs Java 17+).
+test-spark: $(STAMP)
+	$(PY) -m pytest -q -m spark tests
 
 bench-ci: $(STAMP)
 	$(PY) -m benchmarks run --scale ci

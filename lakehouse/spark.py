@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def register(spark: Any, *, filter_pushdown: bool = True) -> None:
-    """Register the ``lakehouse`` data source with ``spark`` (see
-    :func:`lakehouse.engine._spark.register`)."""
+def register(spark: Any, *, filter_pushdown: bool | None = None) -> bool:
+    """Register the ``lakehouse`` data source with ``spark``; return whether Spark's filters
+    prune files (see :func:`lakehouse.engine._spark.source.register`)."""
     from lakehouse.engine._spark import register as _register
 
-    _register(spark, filter_pushdown=filter_pushdown)
+    return _register(spark, filter_pushdown=filter_pushdown)
 
 
 __all__ = ["register"]

@@ -87,7 +87,7 @@ class WriterOptions:
     """How data files are written; :meth:`from_configuration` reads the table properties."""
 
     target_file_size: int = 128 * 1024 * 1024  # delta.targetFileSize
-    row_group_size: int = 1_000_000  # rows per row group (also capped at ~64 MiB of Arrow data)
+    row_group_size: int = 262_144  # rows per row group (also capped at ~64 MiB of Arrow data)
     compression: str = "snappy"
     num_indexed_cols: int = 32  # delta.dataSkippingNumIndexedCols (-1 = all)
     stats_columns: tuple[str, ...] | None = None  # delta.dataSkippingStatsColumns
@@ -340,6 +340,7 @@ class _Writer:
         self.done: list[WrittenFile] = []
         self.started: list[str] = []
         self.counter = 0
+        self.dictionary: bool | list[str] | None = None  # decided from the first batch
         self.sink_bytes = 0  # Parquet bytes produced by flushed row groups (all files)
         self.arrow_bytes = 0  # Arrow bytes of those row groups
 
@@ -352,6 +353,8 @@ class _Writer:
         if not batch.num_rows:
             return
         table = conform_to_schema(pa.Table.from_batches([batch]), self.plan.logical)
+        if self.dictionary is None:
+            self.dictionary = _dictionary_columns(table, self.plan)
         for name in self.plan.not_null:
             if table.column(name).null_count:
                 raise ConstraintViolationError(
@@ -438,6 +441,7 @@ class _Writer:
                 sink,
                 self.plan.write_schema,
                 compression=self.options.compression,
+                use_dictionary=True if self.dictionary is None else self.dictionary,
                 coerce_timestamps="us",
                 use_deprecated_int96_timestamps=False,
                 allow_truncated_timestamps=True,
@@ -543,6 +547,31 @@ def write_data_files(
     except BaseException:
         writer.abort()
         raise
+
+
+def _dictionary_columns(table: pa.Table, plan: _Plan) -> bool | list[str]:
+    """Columns worth dictionary encoding, judged on the first batch.
+
+    Dictionary encoding pays for low-cardinality columns; for nearly unique ones (ids, floats,
+    timestamps, free text) the writer fills a dictionary page and then falls back to plain
+    encoding in every row group, which costs several times the write time for nothing.
+    """
+    names = [f.name for f in plan.write_schema]
+    if len(names) != len(plan.data_names) or table.num_rows < 1000:
+        return True
+    chosen = []
+    for logical, physical in zip(plan.data_names, names, strict=True):
+        col = table.column(logical)
+        t = col.type
+        if pa.types.is_nested(t):
+            return True  # leaf paths of nested columns: keep pyarrow's default for all
+        if pa.types.is_boolean(t):
+            continue
+        sample = col.slice(0, min(len(col), 65536))
+        distinct = pc.count_distinct(sample).as_py()
+        if distinct <= 0.5 * max(len(sample) - sample.null_count, 1):
+            chosen.append(physical)
+    return chosen
 
 
 # ----------------------------------------------------------------------------------------------

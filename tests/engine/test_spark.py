@@ -25,7 +25,11 @@ import lakehouse
 from lakehouse import Table
 from lakehouse.errors import InvalidArgumentError
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.xdist_group("spark"),
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
 
 TABLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "delta-tables"
 DV_TABLE = "delta-kernel-java/basic-dv-with-checkpoint"  # DVs + checkpoint, 47 versions
@@ -168,23 +172,59 @@ def test_time_travel(spark: Any, tmp_path: Path) -> None:
     assert spark.read.format("lakehouse").load(local).count() == 3
 
 
-def test_filters_prune_files_and_rows_stay_exact(spark: Any, tmp_path: Path) -> None:
-    from lakehouse.engine._spark.source import supports_pushdown
+def _partitioned(root: Path) -> str:
+    data = pa.table({"id": pa.array(range(30), pa.int64()), "p": ["a", "b", "c"] * 10})
+    lakehouse.write(str(root), data, partition_by="p")
+    return str(root)
+
+
+def test_reusing_a_dataframe_after_a_filtered_query_sees_all_rows(spark: Any,
+                                                                  tmp_path: Path) -> None:
+    # Spark 4.1-4.3 leak the file list pruned for one query into the next unfiltered query of
+    # the same DataFrame; register() must only enable pushdown where that cannot happen.
+    df = spark.read.format("lakehouse").load(_partitioned(tmp_path / "reuse"))
+    assert df.where("p = 'a'").count() == 10
+    assert df.count() == 30
+    assert len(df.collect()) == 30
+
+
+def test_pushed_filters_prune_files(spark: Any, tmp_path: Path) -> None:
+    from lakehouse.engine._spark.source import register, supports_pushdown
 
     if not supports_pushdown():
         pytest.skip("this PySpark has no data source filter pushdown (needs 4.1+)")
-    uri = tmp_path / "pruned"
-    data = pa.table({"id": pa.array(range(30), pa.int64()), "p": ["a", "b", "c"] * 10})
-    lakehouse.write(str(uri), data, partition_by="p")
+    root = tmp_path / "pruned"
+    uri = _partitioned(root)
     # Remove partition c's file: a read that still opens it fails, so success proves pruning.
-    (victim,) = [f for f in _data_files(uri) if f.startswith("p=c/")]
-    (uri / victim).unlink()
-    df = spark.read.format("lakehouse").load(str(uri))
-    got = df.where("p = 'a' and id >= 10").toArrow()
-    assert sorted(got["id"].to_pylist()) == [i for i in range(10, 30) if i % 3 == 0]
-    assert df.where("p in ('a', 'b')").count() == 20
-    with pytest.raises(Exception, match="missing from storage"):
-        df.count()
+    (victim,) = [f for f in _data_files(root) if f.startswith("p=c/")]
+    (root / victim).unlink()
+    assert register(spark, filter_pushdown=True)
+    try:
+        load = spark.read.format("lakehouse").load  # a fresh DataFrame per query (see register)
+        got = load(uri).where("p = 'a' and id >= 10").toArrow()
+        assert sorted(got["id"].to_pylist()) == [i for i in range(10, 30) if i % 3 == 0]
+        assert load(uri).where("p in ('a', 'b')").count() == 20
+        with pytest.raises(Exception, match="missing from storage"):
+            load(uri).count()
+    finally:
+        register(spark)
+
+
+def test_pushdown_reader_plans_only_matching_files(tmp_path: Path) -> None:
+    from pyspark.sql import datasource as ds
+
+    from lakehouse.engine._spark.reader import PushdownReader, ReadPlanKey
+
+    uri = _partitioned(tmp_path / "plan")
+    snap = Table.open(uri).snapshot
+    key = ReadPlanKey(snap.storage.root, {}, snap.version)
+    reader = PushdownReader(key, ["id", "p"], None, {"parallelism": "1"})
+    filters = [ds.EqualTo(("p",), "b"), ds.GreaterThan(("id",), 3)]
+    assert reader.pushFilters(filters) == filters  # all handed back: Spark re-checks rows
+    (part,) = reader.partitions()
+    assert [dict(t.partition_values)["p"].as_py() for t in part.tasks] == ["b"]
+    reader = PushdownReader(key, ["id", "p"], None, {"parallelism": "1"})
+    assert sum(len(p.tasks) for p in reader.partitions()) == 3  # no filters: every file
 
 
 def test_memory_uri_is_refused(spark: Any) -> None:
@@ -203,25 +243,24 @@ def _source(spark: Any, start: int, n: int) -> Any:
 def test_write_append_overwrite_partitioned(spark: Any, tmp_path: Path) -> None:
     uri = str(tmp_path / "written")
     first, second, third = _source(spark, 0, 50), _source(spark, 50, 30), _source(spark, 100, 20)
-    w = first.write.format("lakehouse").mode("append").option("partitionBy", "p")
-    w.save(uri)
+    first_rows, second_rows, third_rows = (df.toArrow() for df in (first, second, third))
+    first.write.format("lakehouse").mode("append").option("partitionBy", "p").save(uri)
     t = Table.open(uri)
     assert t.version == 0 and t.partition_columns == ["p"]
     assert all(f.nullable for f in t.schema)  # Spark frames create nullable columns, as Delta
-    expected = _rows(first.toArrow())
-    assert _rows(t.to_arrow()) == expected == _deltalake_rows(uri)
+    assert _rows(t.to_arrow()) == _rows(first_rows) == _deltalake_rows(uri)
 
     second.write.format("lakehouse").mode("append").save(uri)
-    expected = _rows(pa.concat_tables([first.toArrow(), second.toArrow()]))
+    expected = _rows(pa.concat_tables([first_rows, second_rows]))
     assert Table.open(uri).version == 1
     assert _rows(Table.open(uri).to_arrow()) == expected == _deltalake_rows(uri)
 
     third.write.format("lakehouse").mode("overwrite").save(uri)
     t = Table.open(uri)
     assert t.version == 2 and t.history(1)[0]["operationParameters"]["mode"] == "Overwrite"
-    assert _rows(t.to_arrow()) == _rows(third.toArrow()) == _deltalake_rows(uri)
+    assert _rows(t.to_arrow()) == _rows(third_rows) == _deltalake_rows(uri)
     # and Spark reads back what it wrote
-    assert _rows(spark.read.format("lakehouse").load(uri).toArrow()) == _rows(third.toArrow())
+    assert _rows(spark.read.format("lakehouse").load(uri).toArrow()) == _rows(third_rows)
 
 
 def test_write_into_column_mapped_table_with_replace_where(spark: Any, tmp_path: Path) -> None:

@@ -29,7 +29,6 @@ class SparkEngine:
 
     def __init__(self, spark: Any = None) -> None:
         self._spark = spark
-        self._registered = False
 
     @property
     def spark(self) -> Any:
@@ -107,14 +106,21 @@ class SparkEngine:
 
         from .source import FORMAT, register
 
-        if not self._registered:
-            register(self.spark)
-            self._registered = True
         snap = scan.snapshot
-        reader = self.spark.read.format(FORMAT).option("versionAsOf", snap.version)
-        if snap.storage.storage_options:
-            reader = reader.option("storage_options", json.dumps(snap.storage.storage_options))
-        df = reader.load(snap.storage.root)
+
+        def load() -> Any:
+            reader = self.spark.read.format(FORMAT).option("versionAsOf", snap.version)
+            if snap.storage.storage_options:
+                reader = reader.option("storage_options", json.dumps(snap.storage.storage_options))
+            return reader.load(snap.storage.root)
+
+        try:
+            df = load()
+        except Exception as e:  # the format is not registered with this session yet
+            if "DATA_SOURCE_NOT_FOUND" not in str(e):
+                raise
+            register(self.spark)
+            df = load()
         for sql in scan.predicates:
             df = df.where(sql)
         cols = list(columns) if columns is not None else scan.columns

@@ -70,11 +70,12 @@ def filter_to_expr(f: Any, columns: set[str]) -> Expr | None:
     if attr is not None and (len(attr) != 1 or attr[0] not in columns):
         return None
     col = attr[0] if attr is not None else ""
-    ops = {ds.EqualTo: "=", ds.GreaterThan: ">", ds.GreaterThanOrEqual: ">=",
-           ds.LessThan: "<", ds.LessThanOrEqual: "<="}
-    for kind, op in ops.items():
-        if type(f) is kind:
-            return Compare(op, col, f.value) if _value_ok(f.value) else None
+    ops: dict[type, str] = {ds.EqualTo: "=", ds.GreaterThan: ">", ds.GreaterThanOrEqual: ">=",
+                            ds.LessThan: "<", ds.LessThanOrEqual: "<="}
+    op = ops.get(type(f))
+    if op is not None:
+        value = getattr(f, "value", None)
+        return Compare(op, col, value) if _value_ok(value) else None
     if isinstance(f, ds.EqualNullSafe):
         if f.value is None:
             return IsNull(col)

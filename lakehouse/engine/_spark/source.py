@@ -92,18 +92,51 @@ def supports_pushdown() -> bool:
     return hasattr(DataSourceReader, "pushFilters")
 
 
-def register(spark: Any, *, filter_pushdown: bool = True) -> None:
-    """Register the ``lakehouse`` format with ``spark`` (a SparkSession).
+_PY_SOURCE_CLASS = "org.apache.spark.sql.execution.datasources.v2.python.PythonDataSourceV2"
 
-    With ``filter_pushdown`` (and a PySpark that supports it) Spark's filters prune files and row
-    groups; this sets ``spark.sql.python.filterPushdown.enabled=true`` for the session.
-    Executors need ``lakehouse`` installed in the Python that ``PYSPARK_PYTHON`` names.
+
+def pushdown_is_safe(spark: Any) -> bool:
+    """Whether filter pushdown is safe on this Spark.
+
+    Spark 4.1-4.3 keep the partitions planned while pushing filters on the relation shared by
+    every query of a DataFrame (``PythonDataSourceV2.setReadInfo``), so a later query on the same
+    DataFrame without pushable filters reuses the pruned file list and silently misses rows.
+    Newer Spark keeps that plan per scan; we enable pushdown only when the shared setter is gone.
     """
+    if not supports_pushdown():
+        return False
+    try:
+        cls = spark.sparkContext._jvm.java.lang.Class.forName(_PY_SOURCE_CLASS)
+        return "setReadInfo" not in {m.getName() for m in cls.getMethods()}
+    except Exception:  # Spark Connect (no JVM here) or an unknown layout: stay safe
+        return False
+
+
+def register(spark: Any, *, filter_pushdown: bool | None = None) -> bool:
+    """Register the ``lakehouse`` format with ``spark`` (a SparkSession); return whether Spark's
+    filters are pushed into file pruning.
+
+    ``filter_pushdown``: ``None`` (default) enables it only where :func:`pushdown_is_safe`;
+    ``True`` forces it (then query each loaded DataFrame with filters only, or reload it: see
+    :func:`pushdown_is_safe`); ``False`` disables it. Enabling sets
+    ``spark.sql.python.filterPushdown.enabled=true`` for the session. Executors need
+    ``lakehouse`` installed in the Python that ``PYSPARK_PYTHON`` names.
+    """
+    if filter_pushdown is None:
+        filter_pushdown = pushdown_is_safe(spark)
     if filter_pushdown and supports_pushdown():
         spark.conf.set(PUSHDOWN_CONF, "true")
         spark.dataSource.register(LakehousePushdownDataSource)
-    else:
-        spark.dataSource.register(LakehouseDataSource)
+        return True
+    spark.dataSource.register(LakehouseDataSource)
+    return False
 
 
-__all__ = ["FORMAT", "LakehouseDataSource", "LakehousePushdownDataSource", "register"]
+__all__ = [
+    "FORMAT",
+    "LakehouseDataSource",
+    "LakehousePushdownDataSource",
+    "pushdown_is_safe",
+    "register",
+    "supports_pushdown",
+]

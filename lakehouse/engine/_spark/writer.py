@@ -78,7 +78,7 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     app_version = opt.as_int(options, "txnVersion")
     if (app_id is None) != (app_version is None):
         raise InvalidArgumentError("pass both txnAppId and txnVersion for an idempotent write")
-    common = {"uri": storage.root, "storage_options": dict(storage.storage_options),
+    common: dict[str, Any] = {"uri": storage.root, "storage_options": dict(storage.storage_options),
               "overwrite": overwrite, "app_id": app_id, "app_version": app_version}
 
     snap = load_or_none(storage)
