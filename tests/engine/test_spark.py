@@ -52,7 +52,11 @@ def _table(rel: str) -> str:
     return str(path.resolve())
 
 
-def _ensure_pyspark() -> None:
+@pytest.fixture(scope="session")
+def pyspark_installed() -> None:
+    """PySpark 4+ importable (installed into this interpreter when missing)."""
+    if os.environ.get("LAKEHOUSE_SKIP_SPARK") == "1":
+        pytest.skip("LAKEHOUSE_SKIP_SPARK=1")
     try:
         import pyspark
     except ImportError:
@@ -66,20 +70,17 @@ def _ensure_pyspark() -> None:
     if int(pyspark.__version__.split(".")[0]) < 4:
         pytest.fail(f"pyspark {pyspark.__version__} is installed; the lakehouse data source needs "
                     "PySpark 4+: pip install 'pyspark[sql]>=4'", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def spark(pyspark_installed: None) -> Iterator[Any]:
+    """One local SparkSession for the whole test session, with ``lakehouse`` registered."""
     java_home = os.environ.get("JAVA_HOME")
     has_java = shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").exists())
     if not has_java:
         pytest.fail("Spark tests need a Java 17+ runtime and none was found (no `java` on PATH, "
                     "no JAVA_HOME): install one (e.g. apt-get install openjdk-17-jre-headless) "
                     "or set LAKEHOUSE_SKIP_SPARK=1 to skip these tests", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local SparkSession for the whole test session, with ``lakehouse`` registered."""
-    if os.environ.get("LAKEHOUSE_SKIP_SPARK") == "1":
-        pytest.skip("LAKEHOUSE_SKIP_SPARK=1")
-    _ensure_pyspark()
     saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "SPARK_LOCAL_IP")}
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers need this interpreter's packages
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
@@ -116,7 +117,8 @@ def _deltalake_rows(uri: str) -> list[dict[str, Any]]:
 
 
 def _data_files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*.parquet") if "_delta_log" not in p.parts}
+    return {str(p.relative_to(root)) for p in root.rglob("*.parquet")
+            if "_delta_log" not in p.parts}
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -210,7 +212,8 @@ def test_pushed_filters_prune_files(spark: Any, tmp_path: Path) -> None:
         register(spark)
 
 
-def test_pushdown_reader_plans_only_matching_files(tmp_path: Path) -> None:
+def test_pushdown_reader_plans_only_matching_files(pyspark_installed: None,
+                                                   tmp_path: Path) -> None:
     from pyspark.sql import datasource as ds
 
     from lakehouse.engine._spark.reader import PushdownReader, ReadPlanKey
@@ -237,7 +240,8 @@ def _source(spark: Any, start: int, n: int) -> Any:
     return spark.range(start, start + n, numPartitions=2).selectExpr(
         "id", "cast(id % 3 as string) as p", "cast(id as double) / 4 as v",
         "case when id % 7 = 0 then null else concat('s', cast(id as string)) end as s",
-        "date_add(date'2024-01-01', cast(id as int)) as d", "timestamp_seconds(1700000000 + id) as ts")
+        "date_add(date'2024-01-01', cast(id as int)) as d",
+        "timestamp_seconds(1700000000 + id) as ts")
 
 
 def test_write_append_overwrite_partitioned(spark: Any, tmp_path: Path) -> None:
@@ -299,7 +303,8 @@ def test_failed_write_leaves_table_unchanged(spark: Any, tmp_path: Path) -> None
     assert _data_files(root) == before
 
 
-def test_abort_deletes_files_of_successful_tasks(tmp_path: Path) -> None:
+def test_abort_deletes_files_of_successful_tasks(pyspark_installed: None,
+                                                 tmp_path: Path) -> None:
     from pyspark.sql.types import LongType, StructField, StructType
 
     from lakehouse.engine._spark.writer import LakehouseWriter, plan_write
@@ -316,7 +321,7 @@ def test_abort_deletes_files_of_successful_tasks(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- planning units
-def test_pack_tasks_like_spark_file_splits() -> None:
+def test_pack_tasks_like_spark_file_splits(pyspark_installed: None) -> None:
     from lakehouse.engine._spark.reader import pack_tasks
 
     tasks = [object() for _ in range(10)]
@@ -330,7 +335,7 @@ def test_pack_tasks_like_spark_file_splits() -> None:
     assert pack_tasks([], [], parallelism=2) == []
 
 
-def test_spark_filters_to_pruning_predicates() -> None:
+def test_spark_filters_to_pruning_predicates(pyspark_installed: None) -> None:
     from datetime import datetime
 
     from pyspark.sql import datasource as ds
@@ -369,7 +374,8 @@ def test_spark_engine_matches_polars_engine(spark: Any, tmp_path: Path) -> None:
     polars = get_engine("polars")
     table = pa.table({"id": pa.array([3, 1, None, 2], pa.int64()), "s": ["a", "b", "c", None]})
     for pred in ["id > 1", "s = 'b' or id is null", "s in ('a', 'c')"]:
-        assert eng.filter_mask(table, pred).to_pylist() == polars.filter_mask(table, pred).to_pylist()
+        expected = polars.filter_mask(table, pred).to_pylist()
+        assert eng.filter_mask(table, pred).to_pylist() == expected
     out = eng.project(table, {"twice": "id * 2", "up": "upper(s)", "one": "1"})
     assert out.column_names == ["twice", "up", "one"]
     assert out["twice"].to_pylist() == [6, 2, None, 4]

@@ -70,7 +70,8 @@ class LakehouseDataSource(DataSource):
                 from lakehouse.errors import SchemaMismatchError
 
                 raise SchemaMismatchError(
-                    f"column {f.name!r} of the given schema is not in the table {snap.storage.root} "
+                    f"column {f.name!r} of the given schema is not in the table "
+                    f"{snap.storage.root} "
                     f"(version {snap.version}); its columns are {names}"
                 )
             columns.append(name)

@@ -68,7 +68,8 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     data_schema = data_arrow_schema(spark_schema)
     parts = opt.partition_by(options)
     where = opt.as_str(options, "replaceWhere")
-    merge, overwrite_schema = opt.as_bool(options, "mergeSchema"), opt.as_bool(options, "overwriteSchema")
+    merge = opt.as_bool(options, "mergeSchema")
+    overwrite_schema = opt.as_bool(options, "overwriteSchema")
     if overwrite_schema and not overwrite:
         raise InvalidArgumentError("overwriteSchema=true requires mode('overwrite')")
     if where is not None and not overwrite:
@@ -106,7 +107,8 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     schema_json, part_cols, changed = snap.metadata.schema_string, snap.partition_columns, False
     if schema_mode == "overwrite":
         md = _new_metadata(new_schema, parts or snap.partition_columns, config, None, None)
-        schema_json, part_cols, config = md.schema_string, list(md.partition_columns), dict(md.configuration)
+        schema_json, part_cols = md.schema_string, list(md.partition_columns)
+        config = dict(md.configuration)
         changed = True
     elif new_schema != snap.schema:
         if column_mapping_mode(config) != "none":
