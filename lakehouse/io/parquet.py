@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -341,6 +342,7 @@ class _Writer:
         self.started: list[str] = []
         self.counter = 0
         self.dictionary: bool | list[str] | None = None  # decided from the first batch
+        self._lock = threading.Lock()
         self.sink_bytes = 0  # Parquet bytes produced by flushed row groups (all files)
         self.arrow_bytes = 0  # Arrow bytes of those row groups
 
@@ -462,14 +464,18 @@ class _Writer:
         table = pa.Table.from_arrays(table.columns, schema=self.plan.write_schema)
         before = f.sink.tell()
         f.writer.write_table(table, row_group_size=self.options.row_group_size)
-        self.sink_bytes += f.sink.tell() - before
-        self.arrow_bytes += f.buffered_bytes
+        with self._lock:  # finish() flushes files from worker threads
+            self.sink_bytes += f.sink.tell() - before
+            self.arrow_bytes += f.buffered_bytes
         f.buffer.clear()
         f.buffered_rows = 0
         f.buffered_bytes = 0
 
     def _close(self, key: tuple[str | None, ...]) -> None:
-        f = self.open.pop(key)
+        self.done.append(self._finalize(self.open.pop(key)))
+
+    def _finalize(self, f: _OpenFile) -> WrittenFile:
+        """Flush, close and (on local disk) fsync one file; safe to run in a worker thread."""
         self._flush(f)
         f.writer.close()
         f.sink.flush()
@@ -478,16 +484,14 @@ class _Writer:
             os.fsync(fileno())  # durable before the caller commits
         size = f.sink.tell()
         f.sink.close()
-        self.done.append(
-            WrittenFile(
-                path=f.path,
-                encoded_path=encode_path(f.path),
-                partition_values=f.partition_values,
-                size=size,
-                num_records=f.stats.num_records,
-                stats=f.stats.to_json(),
-                modification_time=int(time.time() * 1000),
-            )
+        return WrittenFile(
+            path=f.path,
+            encoded_path=encode_path(f.path),
+            partition_values=f.partition_values,
+            size=size,
+            num_records=f.stats.num_records,
+            stats=f.stats.to_json(),
+            modification_time=int(time.time() * 1000),
         )
 
     def _limit_memory(self) -> None:
@@ -501,8 +505,22 @@ class _Writer:
                 break
 
     def finish(self) -> list[WrittenFile]:
-        for key in list(self.open):
-            self._close(key)
+        files = [self.open.pop(key) for key in list(self.open)]
+        if len(files) <= 1:
+            self.done.extend(self._finalize(f) for f in files)
+            return self.done
+        # Many open files (one per partition): encode, write and fsync them concurrently;
+        # pyarrow and fsync release the GIL.
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            with ThreadPoolExecutor(min(8, len(files))) as pool:
+                self.done.extend(pool.map(self._finalize, files))
+        except BaseException:
+            for f in files:  # let abort() close and delete whatever is left
+                if not f.sink.closed:
+                    self.open[(f.path,)] = f
+            raise
         return self.done
 
     def abort(self) -> None:
@@ -567,7 +585,7 @@ def _dictionary_columns(table: pa.Table, plan: _Plan) -> bool | list[str]:
             return True  # leaf paths of nested columns: keep pyarrow's default for all
         if pa.types.is_boolean(t):
             continue
-        sample = col.slice(0, min(len(col), 65536))
+        sample = col.slice(0, min(len(col), 8192))
         distinct = pc.count_distinct(sample).as_py()
         if distinct <= 0.5 * max(len(sample) - sample.null_count, 1):
             chosen.append(physical)
