@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,12 @@ def _wide_bounds(stats: str | None) -> str | None:
 
 
 class _Sink:
-    """Buffered writer of one kind of file (data or change data)."""
+    """Buffered writer of one kind of file (data or change data).
+
+    Flushes run on one background thread, so encoding and writing Parquet (which release the
+    GIL) overlap with reading and joining the next batch of target files; at most one flush is
+    in flight, so memory stays bounded by two buffers.
+    """
 
     def __init__(self, snapshot: Snapshot, schema: StructType, parts: list[str],
                  options: WriterOptions, prefix: str) -> None:
@@ -83,6 +89,8 @@ class _Sink:
         self.buffer: list[pa.Table] = []
         self.bytes = 0
         self.written: list[WrittenFile] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[list[WrittenFile]] | None = None
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -90,15 +98,31 @@ class _Sink:
         self.buffer.append(table)
         self.bytes += table.nbytes
         if self.bytes >= FLUSH_BYTES:
-            self.flush()
+            self.flush(wait=False)
 
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        tables, self.buffer, self.bytes = self.buffer, [], 0
-        self.written += write_data_files(self.snapshot.storage, tables, schema=self.schema,
-                                         partition_columns=self.parts, column_mapping=self.cm,
-                                         options=self.options, prefix=self.prefix)
+    def _write(self, tables: list[pa.Table]) -> list[WrittenFile]:
+        return write_data_files(self.snapshot.storage, tables, schema=self.schema,
+                                partition_columns=self.parts, column_mapping=self.cm,
+                                options=self.options, prefix=self.prefix)
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.written += pending.result()
+
+    def flush(self, wait: bool = True) -> None:
+        self._collect()  # one flush in flight at most
+        if self.buffer:
+            tables, self.buffer, self.bytes = self.buffer, [], 0
+            if wait:
+                self.written += self._write(tables)
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="lakehouse-sink")
+                self._pending = self._pool.submit(self._write, tables)
+        if wait and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 class ChangeWriter:
