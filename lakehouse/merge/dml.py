@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from lakehouse.errors import InvalidArgumentError
 from lakehouse.expressions import Expr, parse_predicate, parse_sql
 from lakehouse.log.snapshot import Snapshot
-from lakehouse.merge.files import plan_batches, read_batch
+from lakehouse.merge.files import matched_rows, plan_batches, read_batch
 from lakehouse.merge.metrics import Counters, DeleteMetrics, UpdateMetrics
 from lakehouse.merge.planner import _unqualify, all_rows_match, expr_mask
 from lakehouse.merge.resolve import TARGET, Compiled, Scope, compile_any, frame
@@ -107,8 +107,14 @@ def update(table: Table, values: Mapping[str, Any], where: Any = None) -> Update
             probe, mask = _where_mask(snap, scope, cond, files)
             if not mask.any():
                 continue
-            files = files.take(pa.array(np.unique(probe.file_index[mask]), pa.int64()))
-        full = read_batch(snap, files, snap.arrow_schema.names)
+            touched = np.unique(probe.file_index[mask])
+            files = files.take(pa.array(touched, pa.int64()))
+            # With deletion vectors only the updated rows change: read just their row groups.
+            needed = matched_rows(probe.file_index[mask], probe.positions[mask], touched) \
+                if writer.dv else None
+            full = read_batch(snap, files, snap.arrow_schema.names, rows=needed)
+        else:
+            full = read_batch(snap, files, snap.arrow_schema.names)
         tf = frame(full.table, scope, TARGET, need, "__bidx")
         if cond is not None:
             tf = tf.filter(cond.evaluate_bool(tf))

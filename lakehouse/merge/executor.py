@@ -28,7 +28,7 @@ from lakehouse.errors import InvalidArgumentError, MergeCardinalityError
 from lakehouse.log.schema import StructType
 from lakehouse.log.snapshot import Snapshot
 from lakehouse.merge.builder import Clause, MergeBuilder
-from lakehouse.merge.files import FileBatch, plan_batches, read_batch
+from lakehouse.merge.files import FileBatch, matched_rows, plan_batches, read_batch
 from lakehouse.merge.metrics import Counters, MergeMetrics
 from lakehouse.merge.planner import JoinPlan, Pruner, plan_join, supertype
 from lakehouse.merge.resolve import (
@@ -238,8 +238,16 @@ class _Run:
                 self.matched_source[pairs["__sidx"].to_numpy()] = True
                 if insert_only or pairs.height == 0:
                     continue
-                touched = np.unique(probe.file_index[pairs["__bidx"].to_numpy()])
+                hit = pairs["__bidx"].to_numpy()
+                touched = np.unique(probe.file_index[hit])
                 files = files.take(pa.array(touched, pa.int64()))
+                if self.writer.dv:
+                    # Deletion vectors: only matched rows change, so only the row groups that
+                    # hold them are read (copy-on-write must read whole files to copy them).
+                    needed = matched_rows(probe.file_index[hit], probe.positions[hit], touched)
+                    full = read_batch(snap, files, snap.arrow_schema.names, rows=needed)
+                    self._apply(full)
+                    continue
             full = read_batch(snap, files, snap.arrow_schema.names)
             self._apply(full)
         self._insert()

@@ -9,12 +9,14 @@ of the surviving rows kept alongside them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lakehouse.log.deletion_vectors import DeletionVectorDescriptor, read_deletion_vector
 from lakehouse.log.snapshot import Snapshot
@@ -65,21 +67,50 @@ def plan_batches(files: pa.Table, max_bytes: int | None = None,
         yield files.slice(start, files.num_rows - start)
 
 
-def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str]) -> FileBatch:
-    """Read ``columns`` (logical names) of ``files`` with positions; DVs applied here."""
+def _row_group_layout(storage: Any, path: str) -> np.ndarray:
+    """Start row of each row group of a data file, plus the total row count at the end."""
+    fs, to_path = storage.arrow_filesystem()
+    with fs.open_input_file(to_path(path)) as f:
+        md = pq.ParquetFile(f).metadata
+        counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+
+def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str],
+               rows: Mapping[int, np.ndarray] | None = None) -> FileBatch:
+    """Read ``columns`` (logical names) of ``files`` with positions; DVs applied here.
+
+    ``rows``: for each file index, the physical row positions the caller needs; only the Parquet
+    row groups holding them are read (deletion-vector DML needs just the changed rows, not the
+    whole file). ``physical_rows`` stays the file's full row count either way.
+    """
     scan = Scan(snapshot)
     spec = scan._spec(list(columns))
-    tasks = [FileTask(t.path, None, t.partition_values) for t in scan.tasks(files)]
+    base_tasks = scan.tasks(files)
+    tasks = base_tasks
     dvs = files["deletionVector"].to_pylist()
     storage = snapshot.storage
 
-    def load(i: int) -> tuple[pa.Table, np.ndarray]:
-        table = read_file(storage, tasks[i], spec)
+    def load(i: int) -> tuple[pa.Table, np.ndarray, np.ndarray | None, int | None]:
+        task = FileTask(base_tasks[i].path, None, base_tasks[i].partition_values)
+        pos: np.ndarray | None = None
+        total: int | None = None
+        if rows is not None and i in rows:
+            layout = _row_group_layout(storage, task.path)
+            total = int(layout[-1])
+            wanted = np.asarray(rows[i], dtype=np.int64)
+            groups = np.unique(np.searchsorted(layout, wanted, side="right") - 1)
+            groups = groups[(groups >= 0) & (groups < len(layout) - 1)]
+            task = FileTask(task.path, None, task.partition_values,
+                            tuple(int(g) for g in groups))
+            pos = np.concatenate([np.arange(layout[g], layout[g + 1], dtype=np.int64)
+                                  for g in groups]) if len(groups) else np.zeros(0, np.int64)
+        table = read_file(storage, task, spec)
         dv = dvs[i]
         deleted = np.array([], dtype=np.uint64)
         if dv:
             deleted = read_deletion_vector(storage, DeletionVectorDescriptor.from_dict(dv))
-        return table, deleted
+        return table, deleted, pos, total
 
     if len(tasks) <= 1:
         loaded = [load(i) for i in range(len(tasks))]
@@ -92,18 +123,18 @@ def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str]) -> F
     positions: list[np.ndarray] = []
     physical = np.zeros(len(tasks), dtype=np.int64)
     old_deleted: list[np.ndarray] = []
-    for i, (table, deleted) in enumerate(loaded):
-        n = table.num_rows
+    for i, (table, deleted, read_pos, total) in enumerate(loaded):
+        n = table.num_rows if total is None else total
         physical[i] = n
         deleted = deleted[deleted < n].astype(np.int64)
         old_deleted.append(deleted)
+        all_pos = np.arange(n, dtype=np.int64) if read_pos is None else read_pos
         if len(deleted):
-            keep = np.ones(n, dtype=bool)
-            keep[deleted] = False
+            keep = ~np.isin(all_pos, deleted)
             table = table.filter(pa.array(keep))
-            pos = np.flatnonzero(keep).astype(np.int64)
+            pos = all_pos[keep]
         else:
-            pos = np.arange(n, dtype=np.int64)
+            pos = all_pos
         parts.append(table)
         positions.append(pos)
         file_index.append(np.full(len(pos), i, dtype=np.int32))
@@ -120,3 +151,12 @@ def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str]) -> F
         physical_rows=physical,
         old_deleted=old_deleted,
     )
+
+
+def matched_rows(file_index: np.ndarray, positions: np.ndarray,
+                 touched: np.ndarray) -> dict[int, np.ndarray]:
+    """Physical positions per file, re-indexed to ``touched`` order (``files.take(touched)``)."""
+    out: dict[int, np.ndarray] = {}
+    for j, f in enumerate(touched.tolist()):
+        out[j] = positions[file_index == f]
+    return out

@@ -26,6 +26,7 @@ class FileTask:
     path: str
     deletion_vector: Mapping[str, Any] | None
     partition_values: Mapping[str, pa.Scalar]   # logical column -> typed value
+    row_groups: tuple[int, ...] | None = None    # read only these row groups (no DV allowed)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -56,7 +57,14 @@ def read_file(storage: Storage, task: FileTask, spec: ReadSpec) -> pa.Table:
                 want = [n for n in spec.data_physical.names if n in file_names]
             num_rows = pf.metadata.num_rows
             data = pa.table({})
-            if spec.pushdown is not None and not task.deletion_vector and want:
+            if task.row_groups is not None:
+                if task.deletion_vector:
+                    raise ValueError("row-group reads address rows physically: apply DVs outside")
+                groups = list(task.row_groups)
+                num_rows = sum(pf.metadata.row_group(g).num_rows for g in groups)
+                if want is None or want:
+                    data = pf.read_row_groups(groups, columns=want, use_threads=True)
+            elif spec.pushdown is not None and not task.deletion_vector and want:
                 import pyarrow.dataset as ds
 
                 frag = ds.ParquetFileFormat().make_fragment(to_path(task.path), fs)
