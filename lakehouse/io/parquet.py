@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -311,6 +312,7 @@ class _OpenFile:
     buffer: list[pa.Table] = field(default_factory=list)
     buffered_rows: int = 0
     buffered_bytes: int = 0
+    pending: list[Future[None]] = field(default_factory=list)  # stats updates in flight
 
     def estimated_size(self, ratio: float) -> float:
         return self.sink.tell() + self.buffered_bytes * ratio
@@ -343,6 +345,7 @@ class _Writer:
         self.counter = 0
         self.dictionary: bool | list[str] | None = None  # decided from the first batch
         self._lock = threading.Lock()
+        self._stats_executor: ThreadPoolExecutor | None = None
         self.sink_bytes = 0  # Parquet bytes produced by flushed row groups (all files)
         self.arrow_bytes = 0  # Arrow bytes of those row groups
 
@@ -405,7 +408,9 @@ class _Writer:
                 table.num_rows if room >= per_row * table.num_rows else max(1, int(room // per_row))
             )
             part, table = table.slice(0, take), table.slice(take)
-            f.stats.update(part)
+            # Stats run on a helper thread while this thread keeps encoding (pyarrow compute
+            # and the Parquet encoder both release the GIL); one worker keeps them in order.
+            f.pending.append(self._stats_pool().submit(f.stats.update, part))
             f.buffer.append(part)
             f.buffered_rows += part.num_rows
             f.buffered_bytes += part.nbytes
@@ -489,7 +494,7 @@ class _Writer:
             encoded_path=encode_path(f.path),
             partition_values=f.partition_values,
             size=size,
-            num_records=f.stats.num_records,
+            num_records=self._stats_done(f).num_records,
             stats=f.stats.to_json(),
             modification_time=int(time.time() * 1000),
         )
@@ -511,8 +516,6 @@ class _Writer:
             return self.done
         # Many open files (one per partition): encode, write and fsync them concurrently;
         # pyarrow and fsync release the GIL.
-        from concurrent.futures import ThreadPoolExecutor
-
         try:
             with ThreadPoolExecutor(min(8, len(files))) as pool:
                 self.done.extend(pool.map(self._finalize, files))
@@ -522,6 +525,22 @@ class _Writer:
                     self.open[(f.path,)] = f
             raise
         return self.done
+
+    def _stats_pool(self) -> ThreadPoolExecutor:
+        if self._stats_executor is None:
+            self._stats_executor = ThreadPoolExecutor(1, thread_name_prefix="lakehouse-stats")
+        return self._stats_executor
+
+    def _stats_done(self, f: _OpenFile) -> StatsCollector:
+        for fut in f.pending:
+            fut.result()  # re-raises a failed stats update
+        f.pending.clear()
+        return f.stats
+
+    def shutdown(self) -> None:
+        if self._stats_executor is not None:
+            self._stats_executor.shutdown(wait=True)
+            self._stats_executor = None
 
     def abort(self) -> None:
         """Best-effort cleanup after an error: close and delete every file started."""
@@ -565,6 +584,8 @@ def write_data_files(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        writer.shutdown()
 
 
 def _dictionary_columns(table: pa.Table, plan: _Plan) -> bool | list[str]:
