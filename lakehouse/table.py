@@ -23,6 +23,7 @@ from lakehouse.engine import Engine, get_engine
 from lakehouse.errors import InvalidArgumentError
 from lakehouse.io.storage import Storage
 from lakehouse.log.actions import Metadata, Protocol
+from lakehouse.log.schema import strip_field_metadata
 from lakehouse.log.snapshot import Snapshot
 from lakehouse.scan import Scan
 
@@ -38,20 +39,8 @@ if TYPE_CHECKING:
 
 def _strip_delta_metadata(schema: pa.Schema) -> pa.Schema:
     """Drop protocol-internal field metadata (column mapping ids, physical names...)."""
-
-    def strip(f: pa.Field) -> pa.Field:
-        t = f.type
-        if pa.types.is_struct(t):
-            t = pa.struct([strip(t.field(i)) for i in range(t.num_fields)])
-        elif pa.types.is_list(t):
-            t = pa.list_(strip(t.value_field))
-        elif pa.types.is_map(t):
-            t = pa.map_(strip(t.key_field), strip(t.item_field))
-        md = {k: v for k, v in (f.metadata or {}).items()
-              if not k.startswith((b"delta.columnMapping", b"PARQUET:field_id"))}
-        return pa.field(f.name, t, f.nullable, md or None)
-
-    return pa.schema([strip(f) for f in schema])
+    return strip_field_metadata(
+        schema, keep=lambda k: not k.startswith((b"delta.columnMapping", b"PARQUET:field_id")))
 
 
 class Table:

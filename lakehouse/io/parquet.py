@@ -53,6 +53,7 @@ from lakehouse.log.schema import (
     conform_to_schema,
     physical_name,
     rename_table_to_physical,
+    strip_field_metadata,
     to_arrow,
 )
 
@@ -198,20 +199,6 @@ def encode_path(path: str) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _strip_metadata(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_struct(t):
-        return pa.struct([_strip_field(t.field(i)) for i in range(t.num_fields)])
-    if isinstance(t, pa.MapType):
-        return pa.map_(_strip_field(t.key_field), _strip_field(t.item_field))
-    if isinstance(t, pa.ListType):
-        return pa.list_(_strip_field(t.value_field))
-    return t
-
-
-def _strip_field(f: pa.Field) -> pa.Field:
-    return pa.field(f.name, _strip_metadata(f.type), f.nullable)
-
-
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What the writer needs from the schema, computed once per call."""
@@ -253,8 +240,8 @@ class _Plan:
         if column_mapping:
             write_schema = to_arrow(data_schema, physical=True)
         else:
-            write_schema = pa.schema([_strip_field(f) for f in to_arrow(data_schema)])
-        logical = pa.schema([_strip_field(f) for f in to_arrow(schema)])
+            write_schema = strip_field_metadata(to_arrow(data_schema))
+        logical = strip_field_metadata(to_arrow(schema))
         return cls(
             logical=logical,
             data_names=tuple(f.name for f in data_fields),

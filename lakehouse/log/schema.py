@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, overload
 
@@ -765,3 +765,24 @@ def conform_to_schema(
         chunks = [_conform_array(c, tf.type, tf.name, by_id) for c in col.chunks]
         columns.append(pa.chunked_array(chunks, type=tf.type))
     return pa.Table.from_arrays(columns, schema=target)
+
+
+def strip_field_metadata(schema: pa.Schema,
+                         keep: Callable[[bytes], bool] | None = None) -> pa.Schema:
+    """``schema`` without field metadata at every nesting level (names, types and nullability
+    kept). ``keep`` retains the metadata keys it accepts (e.g. user comments)."""
+
+    def field(f: pa.Field) -> pa.Field:
+        md = {k: v for k, v in (f.metadata or {}).items() if keep(k)} if keep else None
+        return pa.field(f.name, dtype(f.type), f.nullable, md or None)
+
+    def dtype(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_struct(t):
+            return pa.struct([field(t.field(i)) for i in range(t.num_fields)])
+        if pa.types.is_map(t):
+            return pa.map_(field(t.key_field), field(t.item_field))
+        if pa.types.is_list(t):
+            return pa.list_(field(t.value_field))
+        return t
+
+    return pa.schema([field(f) for f in schema])

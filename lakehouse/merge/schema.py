@@ -31,9 +31,9 @@ from lakehouse.txn.transaction import Transaction
 
 def plain_schema(schema: StructType) -> pa.Schema:
     """The logical Arrow schema without field metadata (the shape of rows we build)."""
-    from lakehouse.ops.enforce import _plain
+    from lakehouse.log.schema import strip_field_metadata
 
-    return _plain(to_arrow(schema))
+    return strip_field_metadata(to_arrow(schema))
 
 
 def evolve_schema(snap: Snapshot, new_fields: pa.Schema) -> tuple[StructType, Metadata | None,

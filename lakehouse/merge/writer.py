@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse.io.parquet import WriterOptions, WrittenFile, write_data_files
 from lakehouse.log.actions import Add, Cdc, Remove, now_ms
@@ -34,8 +35,9 @@ from lakehouse.log.snapshot import Snapshot
 from lakehouse.merge.files import FileBatch
 from lakehouse.merge.metrics import Counters
 from lakehouse.ops.enforce import BatchConformer
-from lakehouse.ops.rewrite import adds_from_written, remove_for_row
+from lakehouse.ops.rewrite import adds_from_written
 from lakehouse.scan.stats import live_row_count
+from lakehouse.txn.transaction import removes_for_files
 
 CHANGE_TYPE = "_change_type"
 #: Arrow bytes of output rows buffered before they are written out.
@@ -199,11 +201,10 @@ class ChangeWriter:
 
     # ------------------------------------------------------------------------------ files
     def _remove(self, files: pa.Table) -> None:
-        rows = files.to_pylist()
-        self.removes += [remove_for_row(r, self.ts) for r in rows]
-        self.counters.files_removed += len(rows)
-        self.counters.bytes_removed += sum(int(r.get("size") or 0) for r in rows)
-        self.counters.dvs_removed += sum(1 for r in rows if r.get("deletionVector"))
+        self.removes += removes_for_files(files, deletion_timestamp=self.ts)
+        self.counters.files_removed += files.num_rows
+        self.counters.bytes_removed += int(pc.sum(files["size"]).as_py() or 0)
+        self.counters.dvs_removed += files.num_rows - files["deletionVector"].null_count
 
     def _mark_deleted(self, batch: FileBatch, changed: np.ndarray, touched: np.ndarray) -> None:
         fidx = batch.file_index[changed]
@@ -227,11 +228,10 @@ class ChangeWriter:
         if not partial:
             return
         descriptors = write_deletion_vectors(self.snapshot.storage, dv_rows)
-        files = batch.files.take(pa.array(partial, pa.int64())).to_pylist()
-        for row, desc in zip(files, descriptors, strict=True):
-            self.removes.append(remove_for_row(row, self.ts))
-            if row.get("deletionVector"):
-                self.counters.dvs_removed += 1
+        touched = batch.files.take(pa.array(partial, pa.int64()))
+        self.removes += removes_for_files(touched, deletion_timestamp=self.ts)
+        self.counters.dvs_removed += touched.num_rows - touched["deletionVector"].null_count
+        for row, desc in zip(touched.to_pylist(), descriptors, strict=True):
             pv = row.get("partitionValues")
             self.adds.append(Add(
                 path=row["path"], partition_values=dict(pv) if pv else {}, size=row["size"],

@@ -26,6 +26,7 @@ from lakehouse.log.schema import (
     StructType,
     conform_to_schema,
     from_arrow,
+    strip_field_metadata,
     to_arrow,
 )
 
@@ -170,7 +171,7 @@ class BatchConformer:
         return to_arrow(self.schema)
 
     def conform(self, batch: pa.RecordBatch) -> pa.Table:
-        target = _plain(self.target)
+        target = strip_field_metadata(self.target)
         table = pa.Table.from_batches([batch])
         by_lower = {f.name.lower(): f.name for f in target}
         keep = [n for n in table.column_names if n.lower() in by_lower]
@@ -260,18 +261,3 @@ def _invariants(schema: StructType, prefix: str) -> dict[str, str]:
         if isinstance(f.type, StructType):
             out.update(_invariants(f.type, f"{prefix}{f.name}."))
     return out
-
-
-def _plain(schema: pa.Schema) -> pa.Schema:
-    """Schema without field metadata (data batches carry none)."""
-    def strip(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_struct(t):
-            return pa.struct([pa.field(t.field(i).name, strip(t.field(i).type), t.field(i).nullable)
-                              for i in range(t.num_fields)])
-        if pa.types.is_list(t):
-            return pa.list_(pa.field(t.value_field.name, strip(t.value_type), t.value_field.nullable))
-        if pa.types.is_map(t):
-            return pa.map_(pa.field("key", strip(t.key_type), False),
-                           pa.field("value", strip(t.item_type), t.item_field.nullable))
-        return t
-    return pa.schema([pa.field(f.name, strip(f.type), f.nullable) for f in schema])

@@ -20,6 +20,7 @@ from lakehouse.log.actions import Add, Remove, now_ms
 from lakehouse.log.snapshot import Snapshot
 from lakehouse.scan import Scan
 from lakehouse.scan.stats import live_row_count
+from lakehouse.txn.transaction import removes_for_files
 
 
 @dataclass
@@ -41,16 +42,6 @@ def adds_from_written(written: list[Any], data_change: bool = True) -> list[Add]
     return [Add(path=w.encoded_path, partition_values=w.partition_values, size=w.size,
                 modification_time=w.modification_time, data_change=data_change, stats=w.stats)
             for w in written]
-
-
-def remove_for_row(row: dict[str, Any], ts: int, data_change: bool = True) -> Remove:
-    pv = row.get("partitionValues")
-    return Remove(path=row["path"], deletion_timestamp=ts, data_change=data_change,
-                  extended_file_metadata=True,
-                  partition_values=dict(pv) if pv else {}, size=row.get("size"),
-                  deletion_vector=row.get("deletionVector"), base_row_id=row.get("baseRowId"),
-                  default_row_commit_version=row.get("defaultRowCommitVersion"),
-                  stats=row.get("stats"))
 
 
 def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
@@ -76,21 +67,20 @@ def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
             ptable = pa.table({k: pvals[k] for k in snapshot.partition_columns})
             mask = engine.filter_mask(ptable, predicate)
             doomed = candidates.filter(mask)
-            res.removes = [remove_for_row(r, ts) for r in doomed.to_pylist()]
+            res.removes = removes_for_files(doomed, deletion_timestamp=ts)
             res.read_paths = doomed["canonical_path"].to_pylist()
             res.num_deleted_rows = live_row_count(doomed)
             res.num_files_scanned = 0
             res.num_files_skipped = snapshot.files.num_rows - doomed.num_rows
             res.scan_time_ms = int((time.monotonic() - t0) * 1000)
             return res
-    rows = candidates.select(["path", "partitionValues", "size", "deletionVector", "baseRowId",
-                              "defaultRowCommitVersion", "stats", "canonical_path"]).to_pylist()
-    tasks = scan.tasks(candidates)
+    paths = candidates["canonical_path"].to_pylist()
+    rewritten: list[int] = []
     options = WriterOptions.from_configuration(snapshot.configuration)
     cm = column_mapping_mode(snapshot.configuration) != "none"
     names = snapshot.arrow_schema.names
-    for row, task, table in zip(rows, tasks, scan.iter_tables(names), strict=True):
-        res.read_paths.append(row["canonical_path"])
+    for i, (path, table) in enumerate(zip(paths, scan.iter_tables(names), strict=True)):
+        res.read_paths.append(path)
         if predicate is None:
             matched = pa.array([True] * table.num_rows)
         else:
@@ -99,7 +89,7 @@ def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
         if n_match == 0:
             continue
         res.num_deleted_rows += n_match
-        res.removes.append(remove_for_row(row, ts))
+        rewritten.append(i)
         keep = table.filter(pc.invert(matched))
         if keep.num_rows:
             t1 = time.monotonic()
@@ -111,7 +101,8 @@ def delete_rows(snapshot: Snapshot, predicate: str | None, engine: Any,
             res.rewrite_time_ms += int((time.monotonic() - t1) * 1000)
         if progress is not None:
             progress(1)
-        del task
+    res.removes = removes_for_files(candidates.take(pa.array(rewritten, pa.int64())),
+                                    deletion_timestamp=ts)
     res.scan_time_ms = int((time.monotonic() - t0) * 1000) - res.rewrite_time_ms
     return res
 

@@ -42,6 +42,7 @@ from lakehouse.log.actions import (
     now_ms,
 )
 from lakehouse.log.checkpoint import CheckpointInfo
+from lakehouse.log.deletion_vectors import DeletionVectorDescriptor
 from lakehouse.log.features import ensure_writable
 from lakehouse.log.paths import LogKind, LogPath
 from lakehouse.log.replay import canonicalize_paths
@@ -128,14 +129,6 @@ def removes_for_files(files: pa.Table, *, data_change: bool = True,
             default_row_commit_version=r.get("defaultRowCommitVersion"), stats=r.get("stats"),
         ))
     return out
-
-
-def _dv_id(dv: Mapping[str, Any] | None) -> str:
-    if not dv:
-        return ""
-    off = dv.get("offset")
-    return f"{dv.get('storageType', '')}{dv.get('pathOrInlineDv', '')}" + (
-        f"@{off}" if off is not None else "")
 
 
 class Transaction:
@@ -376,7 +369,8 @@ class Transaction:
         seen: set[tuple[str, str]] = set()
         for kind, acts in (("add", self._adds), ("remove", self._removes)):
             for a in acts:
-                key = (a.path, _dv_id(a.deletion_vector))
+                key = (a.path, DeletionVectorDescriptor.from_dict(a.deletion_vector).unique_id
+                       if a.deletion_vector else "")
                 if key in seen:
                     raise InvalidArgumentError(
                         f"file {a.path!r} appears more than once among this commit's adds/removes "
