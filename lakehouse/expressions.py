@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -84,11 +85,20 @@ _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def parse_sql(sql: str) -> exp.Expression:
-    """Parse a SQL boolean expression (Spark dialect) or raise InvalidArgumentError."""
-    import sqlglot
+    """Parse a SQL boolean expression (Spark dialect) or raise InvalidArgumentError.
 
+    Cached: one read parses its filter for validation, pruning, column lookup and evaluation.
+    Callers must not mutate the returned tree (none does: sqlglot's ``sql``/``find_all`` read it).
+    """
     if not isinstance(sql, str) or not sql.strip():
         raise InvalidArgumentError(f"a predicate must be a non-empty SQL string, got {sql!r}")
+    return _parse_cached(sql)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(sql: str) -> exp.Expression:
+    import sqlglot
+
     try:
         return sqlglot.condition(sql, dialect=DIALECT)
     except sqlglot.errors.ParseError as e:

@@ -85,7 +85,7 @@ def read_batch(snapshot: Snapshot, files: pa.Table, columns: Sequence[str],
     whole file). ``physical_rows`` stays the file's full row count either way.
     """
     scan = Scan(snapshot)
-    spec = scan._spec(list(columns))
+    spec = scan.read_spec(list(columns))
     base_tasks = scan.tasks(files)
     tasks = base_tasks
     dvs = files["deletionVector"].to_pylist()

@@ -123,7 +123,8 @@ class Scan:
         mask = prune_mask(expr, files.num_rows, pvals, stats, types)
         return files.filter(mask)
 
-    def _spec(self, columns: Sequence[str], row_filter: bool = False) -> ReadSpec:
+    def read_spec(self, columns: Sequence[str], row_filter: bool = False) -> ReadSpec:
+        """How each file of this scan is turned into ``columns`` (logical names)."""
         from lakehouse.log.schema import arrow_read_schema, physical_name
 
         snap = self.snapshot
@@ -176,7 +177,7 @@ class Scan:
         """
         cols = list(columns) if columns is not None else (
             list(self.columns) if self.columns is not None else self.snapshot.arrow_schema.names)
-        spec = self._spec(cols, row_filter)
+        spec = self.read_spec(cols, row_filter)
         tasks = self.tasks()
         storage = self.snapshot.storage
         if len(tasks) <= 1:
@@ -192,6 +193,6 @@ class Scan:
         ``row_filter=True`` lets the Parquet reader drop rows the predicate surely excludes.
         """
         cols = list(columns) if columns is not None else None
-        schema = self._spec(cols if cols is not None else (
+        schema = self.read_spec(cols if cols is not None else (
             list(self.columns) if self.columns is not None else self.snapshot.arrow_schema.names)).output
         return concat(list(self.iter_tables(cols, row_filter)), schema)

@@ -173,28 +173,18 @@ def prune_mask(
             if e.column in partition_values:
                 return leaf_part(e)
             return leaf_stats(e)
-        if isinstance(e, And):
+        if isinstance(e, And | Or):
             parts = [ev(c) for c in e.children]
-            if all(p.exact for p in parts):
-                m = parts[0].mask
-                for p in parts[1:]:
-                    m = pc.and_kleene(m, p.mask)
-                return _Res(m, True)
-            m = parts[0].maybe()
+            exact = all(p.exact for p in parts)
+            # exact parts keep SQL three-valued logic; "may match" masks are plain booleans
+            if isinstance(e, And):
+                op = pc.and_kleene if exact else pc.and_
+            else:
+                op = pc.or_kleene if exact else pc.or_
+            m = parts[0].mask if exact else parts[0].maybe()
             for p in parts[1:]:
-                m = pc.and_(m, p.maybe())
-            return _Res(m, False)
-        if isinstance(e, Or):
-            parts = [ev(c) for c in e.children]
-            if all(p.exact for p in parts):
-                m = parts[0].mask
-                for p in parts[1:]:
-                    m = pc.or_kleene(m, p.mask)
-                return _Res(m, True)
-            m = parts[0].maybe()
-            for p in parts[1:]:
-                m = pc.or_(m, p.maybe())
-            return _Res(m, False)
+                m = op(m, p.mask if exact else p.maybe())
+            return _Res(m, exact)
         if isinstance(e, Not):
             r = ev(e.child)
             if r.exact:

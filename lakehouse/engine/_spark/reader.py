@@ -146,7 +146,7 @@ class LakehouseReader(DataSourceReader):
         tasks = scan.tasks(files)
         # row-group pushdown applies the same (superset) filters inside each file. The spec
         # travels with each partition: Spark pickles the reader before calling partitions().
-        spec = scan._spec(self.columns, row_filter=bool(self.pruning))
+        spec = scan.read_spec(self.columns, row_filter=bool(self.pruning))
         sizes = [int(s or 0) for s in files["size"].to_pylist()] if files.num_rows else []
         parallelism = opt.as_int(self.options, "parallelism", os.cpu_count() or 2) or 1
         groups = pack_tasks(
