@@ -9,7 +9,6 @@ the data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -18,13 +17,10 @@ from lakehouse.log.actions import Metadata, Protocol
 from lakehouse.log.features import protocol_for
 from lakehouse.log.schema import (
     StructType,
-    assign_column_mapping,
-    column_mapping_mode,
-    max_column_id,
     to_arrow,
 )
 from lakehouse.log.snapshot import Snapshot
-from lakehouse.ops.enforce import reconcile_schema
+from lakehouse.ops.enforce import evolved_metadata, reconcile_schema
 from lakehouse.txn.conflicts import ISOLATION_LEVELS
 from lakehouse.txn.transaction import Transaction
 
@@ -44,14 +40,10 @@ def evolve_schema(snap: Snapshot, new_fields: pa.Schema) -> tuple[StructType, Me
         return snap.schema, None, None
     required = [f for f in to_arrow(snap.schema) if not f.nullable]
     merged = reconcile_schema(snap.schema, pa.schema([*required, *new_fields]), "merge")
-    if merged == snap.schema:
+    metadata = evolved_metadata(snap, merged)
+    if metadata is None:
         return snap.schema, None, None
-    config: Mapping[str, str] = snap.configuration
-    if column_mapping_mode(config) != "none":
-        start = int(config.get("delta.columnMapping.maxColumnId", max_column_id(snap.schema)))
-        merged, max_id = assign_column_mapping(merged, start)
-        config = {**config, "delta.columnMapping.maxColumnId": str(max_id)}
-    metadata = snap.metadata.with_(schema_string=merged.to_json(), configuration=dict(config))
+    merged = StructType.from_json(metadata.schema_string)
     protocol = protocol_for(metadata.schema_string, metadata.configuration, snap.protocol)
     return merged, metadata, protocol if protocol != snap.protocol else None
 

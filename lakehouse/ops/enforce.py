@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,11 +24,18 @@ from lakehouse.log.schema import (
     PrimitiveType,
     StructField,
     StructType,
+    assign_column_mapping,
+    column_mapping_mode,
     conform_to_schema,
     from_arrow,
+    max_column_id,
     strip_field_metadata,
     to_arrow,
 )
+
+if TYPE_CHECKING:
+    from lakehouse.log.actions import Metadata
+    from lakehouse.log.snapshot import Snapshot
 
 _INT_RANK = {"byte": 1, "short": 2, "integer": 3, "long": 4}
 
@@ -261,3 +268,19 @@ def _invariants(schema: StructType, prefix: str) -> dict[str, str]:
         if isinstance(f.type, StructType):
             out.update(_invariants(f.type, f"{prefix}{f.name}."))
     return out
+
+
+def evolved_metadata(snapshot: Snapshot, new_schema: StructType) -> Metadata | None:
+    """The table's metadata with its schema changed to ``new_schema``, or None if unchanged.
+
+    New fields get column-mapping ids and physical names (and ``maxColumnId`` advances) when the
+    table uses column mapping. Callers commit it with ``protocol_for(...)`` for any upgrade.
+    """
+    if new_schema == snapshot.schema:
+        return None
+    config = dict(snapshot.configuration)
+    if column_mapping_mode(config) != "none":
+        start = int(config.get("delta.columnMapping.maxColumnId", max_column_id(snapshot.schema)))
+        new_schema, max_id = assign_column_mapping(new_schema, start)
+        config["delta.columnMapping.maxColumnId"] = str(max_id)
+    return snapshot.metadata.with_(schema_string=new_schema.to_json(), configuration=config)

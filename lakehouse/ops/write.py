@@ -31,10 +31,9 @@ from lakehouse.log.schema import (
     StructType,
     assign_column_mapping,
     column_mapping_mode,
-    max_column_id,
 )
 from lakehouse.log.snapshot import Snapshot
-from lakehouse.ops.enforce import BatchConformer, reconcile_schema
+from lakehouse.ops.enforce import BatchConformer, evolved_metadata, reconcile_schema
 from lakehouse.ops.rewrite import adds_from_written, delete_rows
 from lakehouse.txn.transaction import Transaction, removes_for_files
 
@@ -241,15 +240,8 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
                                  snap.configuration, snap.metadata.name, snap.metadata.description)
         metadata = metadata.with_(id=snap.metadata.id, created_time=snap.metadata.created_time)
         changed = True
-    elif new_schema != snap.schema:
-        if column_mapping_mode(snap.configuration) != "none":
-            new_schema, max_id = assign_column_mapping(
-                new_schema, int(snap.configuration.get("delta.columnMapping.maxColumnId",
-                                                       max_column_id(snap.schema))))
-            config = {**snap.configuration, "delta.columnMapping.maxColumnId": str(max_id)}
-            metadata = metadata.with_(schema_string=new_schema.to_json(), configuration=config)
-        else:
-            metadata = metadata.with_(schema_string=new_schema.to_json())
+    elif (evolved := evolved_metadata(snap, new_schema)) is not None:
+        metadata = evolved
         changed = True
     table_schema = StructType.from_json(metadata.schema_string)
     params: dict[str, Any] = {"mode": "Overwrite" if mode == "overwrite" else "Append",

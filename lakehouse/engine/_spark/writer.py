@@ -60,8 +60,7 @@ class WritePlan:
 def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     """Step 1 (driver): validate the write against the table as it is now."""
     from lakehouse.log.features import ensure_writable
-    from lakehouse.log.schema import assign_column_mapping, column_mapping_mode, max_column_id
-    from lakehouse.ops.enforce import reconcile_schema
+    from lakehouse.ops.enforce import evolved_metadata, reconcile_schema
     from lakehouse.ops.write import _ensure_empty_location, _new_metadata, load_or_none
 
     storage = opt.storage_for(options)
@@ -110,12 +109,8 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
         schema_json, part_cols = md.schema_string, list(md.partition_columns)
         config = dict(md.configuration)
         changed = True
-    elif new_schema != snap.schema:
-        if column_mapping_mode(config) != "none":
-            start = int(config.get("delta.columnMapping.maxColumnId", max_column_id(snap.schema)))
-            new_schema, max_id = assign_column_mapping(new_schema, start)
-            config["delta.columnMapping.maxColumnId"] = str(max_id)
-        schema_json, changed = new_schema.to_json(), True
+    elif (evolved := evolved_metadata(snap, new_schema)) is not None:
+        schema_json, config, changed = evolved.schema_string, dict(evolved.configuration), True
     return WritePlan(read_version=snap.version, schema_json=schema_json,
                      partition_columns=tuple(part_cols), configuration=config,
                      metadata_changed=changed, where=where, **common)
