@@ -51,7 +51,7 @@ def load_or_none(storage: Storage) -> Snapshot | None:
         return None
 
 
-def _ensure_empty_location(storage: Storage) -> None:
+def ensure_empty_location(storage: Storage) -> None:
     """Refuse to create a table over existing non-Delta files (they would be silently ignored)."""
     try:
         entries = storage.list_recursive("")
@@ -152,7 +152,7 @@ def write(
         ensure_writable(snap.protocol, storage.root)  # before any data file is written
     reader = eng.to_arrow_stream(data)
     if snap is None:
-        _ensure_empty_location(storage)
+        ensure_empty_location(storage)
         return Table(_create(storage, reader, parts, properties, name, description, eng,
                              app_id, app_version, progress, target_file_size, operation), eng)
     if parts and parts != snap.partition_columns and schema_mode != "overwrite":
@@ -164,7 +164,7 @@ def write(
                                  app_id, app_version, progress, target_file_size), eng)
 
 
-def _new_metadata(schema: StructType, parts: list[str], properties: Mapping[str, str] | None,
+def new_table_metadata(schema: StructType, parts: list[str], properties: Mapping[str, str] | None,
                   name: str | None, description: str | None) -> Metadata:
     config = {str(k): str(v) for k, v in (properties or {}).items()}
     missing = [p for p in parts if p not in schema.field_names]
@@ -186,7 +186,7 @@ def _create(storage: Storage, reader: pa.RecordBatchReader, parts: list[str],
             eng: Any, app_id: str | None, app_version: int | None, progress: bool,
             target_file_size: int | None, operation: str) -> Snapshot:
     schema = reconcile_schema(None, reader.schema, None)
-    metadata = _new_metadata(schema, parts, properties, name, description)
+    metadata = new_table_metadata(schema, parts, properties, name, description)
     protocol = protocol_for(metadata.schema_string, metadata.configuration)
     table_schema = StructType.from_json(metadata.schema_string)
     txn = Transaction(storage, None, operation, {
@@ -236,7 +236,7 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
     metadata = snap.metadata
     changed = False
     if schema_mode == "overwrite":
-        metadata = _new_metadata(new_schema, parts or snap.partition_columns,
+        metadata = new_table_metadata(new_schema, parts or snap.partition_columns,
                                  snap.configuration, snap.metadata.name, snap.metadata.description)
         metadata = metadata.with_(id=snap.metadata.id, created_time=snap.metadata.created_time)
         changed = True
@@ -263,7 +263,7 @@ def _write_existing(storage: Storage, snap: Snapshot, reader: pa.RecordBatchRead
         else:
             rw = delete_rows(snap, where, eng)
             txn.read_files(rw.read_paths)
-            txn.read_predicate(_could_match(snap, where))
+            txn.read_predicate(could_match(snap, where))
             txn.remove_files(rw.removes)
             txn.add_files(rw.adds)
             rewritten = rw.adds
@@ -300,17 +300,17 @@ def _commit(txn: Transaction, metrics: Mapping[str, Any], storage: Storage,
         raise
 
 
-def _could_match(snap: Snapshot, where: str) -> Any:
+def could_match(snap: Snapshot, where: str) -> Any:
     """Read predicate of a replaceWhere: could any of these newly added files hold rows matching
     ``where``? (Pruned like a scan: partition values, then stats; unknown means yes.)"""
     from dataclasses import replace
 
     from lakehouse.scan import Scan
 
-    def could_match(adds: pa.Table) -> bool:
+    def predicate(adds: pa.Table) -> bool:
         return Scan(replace(snap, files=adds)).filter(where).files().num_rows > 0
 
-    return could_match
+    return predicate
 
 
 def create(uri: str, schema: pa.Schema | StructType, *, partition_by: Sequence[str] | None = None,

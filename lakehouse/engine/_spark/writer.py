@@ -61,7 +61,7 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     """Step 1 (driver): validate the write against the table as it is now."""
     from lakehouse.log.features import ensure_writable
     from lakehouse.ops.enforce import evolved_metadata, reconcile_schema
-    from lakehouse.ops.write import _ensure_empty_location, _new_metadata, load_or_none
+    from lakehouse.ops.write import ensure_empty_location, load_or_none, new_table_metadata
 
     storage = opt.storage_for(options)
     data_schema = data_arrow_schema(spark_schema)
@@ -83,9 +83,9 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
 
     snap = load_or_none(storage)
     if snap is None:
-        _ensure_empty_location(storage)
+        ensure_empty_location(storage)
         schema = reconcile_schema(None, data_schema, None)
-        md = _new_metadata(schema, parts, opt.table_properties(options), None, None)
+        md = new_table_metadata(schema, parts, opt.table_properties(options), None, None)
         return WritePlan(read_version=None, schema_json=md.schema_string,
                          partition_columns=tuple(md.partition_columns),
                          configuration=dict(md.configuration), metadata_changed=True, **common)
@@ -105,7 +105,7 @@ def plan_write(options: Any, spark_schema: Any, overwrite: bool) -> WritePlan:
     config = dict(snap.configuration)
     schema_json, part_cols, changed = snap.metadata.schema_string, snap.partition_columns, False
     if schema_mode == "overwrite":
-        md = _new_metadata(new_schema, parts or snap.partition_columns, config, None, None)
+        md = new_table_metadata(new_schema, parts or snap.partition_columns, config, None, None)
         schema_json, part_cols = md.schema_string, list(md.partition_columns)
         config = dict(md.configuration)
         changed = True
@@ -179,7 +179,7 @@ class LakehouseWriter(DataSourceArrowWriter):
         from lakehouse.log.features import protocol_for
         from lakehouse.log.snapshot import Snapshot
         from lakehouse.ops.rewrite import adds_from_written, delete_rows
-        from lakehouse.ops.write import _could_match
+        from lakehouse.ops.write import could_match
         from lakehouse.txn.transaction import Transaction, removes_for_files
 
         p = self.plan
@@ -209,7 +209,7 @@ class LakehouseWriter(DataSourceArrowWriter):
             elif p.overwrite and p.where is not None:
                 rw = delete_rows(snap, p.where, get_engine("polars"))
                 txn.read_files(rw.read_paths)
-                txn.read_predicate(_could_match(snap, p.where))
+                txn.read_predicate(could_match(snap, p.where))
                 txn.remove_files(rw.removes)
                 txn.add_files(rw.adds)
                 rewritten = rw.adds
